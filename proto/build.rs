@@ -141,6 +141,9 @@ fn main() {
 
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(&protoc);
+    // prost::Name impls give the type URLs of structured error details.
+    config.enable_type_names();
+    config.type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

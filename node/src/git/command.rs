@@ -1,0 +1,382 @@
+//! The one place that spawns git.
+//!
+//! Commands are built from a [`Subcommand`] allow-list, flags that are string
+//! literals in our code, and arguments; user-supplied values only ever go
+//! after `--end-of-options` or into stdin, so they cannot become options.
+//! Every command runs with a sealed environment: no system or global git
+//! config, no terminal prompts, and the node's own configuration injected
+//! through `GIT_CONFIG_COUNT` so no value needs shell quoting.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::OnceCell;
+
+/// The git subcommands the node may run. Anything else cannot be spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subcommand {
+    /// `git --version` (no subcommand).
+    Version,
+    Init,
+    UpdateRef,
+    SymbolicRef,
+    RevParse,
+    Config,
+}
+
+impl Subcommand {
+    fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Version => return None,
+            Self::Init => "init",
+            Self::UpdateRef => "update-ref",
+            Self::SymbolicRef => "symbolic-ref",
+            Self::RevParse => "rev-parse",
+            Self::Config => "config",
+        })
+    }
+
+    /// Whether the subcommand accepts `--end-of-options` before its
+    /// positional arguments.
+    fn takes_end_of_options(self) -> bool {
+        matches!(self, Self::RevParse)
+    }
+}
+
+/// Configuration applied to every git command, lowest precedence first.
+/// Each entry says why it is there.
+fn global_config() -> Vec<(String, String)> {
+    [
+        // The node schedules repository maintenance itself; git must never
+        // start a gc or maintenance run in the middle of an RPC.
+        ("gc.auto", "0"),
+        ("maintenance.auto", "0"),
+        // The web editor relies on CRLF being normalised on write.
+        ("core.autocrlf", "input"),
+        // Replace refs let one object masquerade as another: a security risk
+        // in a multi-tenant server, so they are ignored.
+        ("core.useReplaceRefs", "false"),
+        // Flush objects, derived data and references so a crash does not
+        // corrupt a repository.
+        ("core.fsync", "objects,derived-metadata,reference"),
+        ("core.fsyncMethod", "fsync"),
+        // packed-refs is a shared lock in busy repositories; git's 1 s
+        // default fails ref deletions under contention.
+        ("core.packedRefsTimeout", "10000"),
+        ("core.filesRefLockTimeout", "1000"),
+        // Big blobs are streamed, not slurped or diffed.
+        ("core.bigFileThreshold", "50m"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A failure to run git or a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// git could not be started.
+    #[error("spawn git {subcommand}")]
+    Spawn {
+        subcommand: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Talking to the child failed.
+    #[error("git {subcommand} i/o")]
+    Io {
+        subcommand: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// git exited unsuccessfully.
+    #[error("git {subcommand} exited with {code:?}: {stderr}")]
+    Failed { subcommand: &'static str, code: Option<i32>, stderr: String },
+}
+
+impl CommandError {
+    /// git's stderr, for failures that have one.
+    pub fn stderr(&self) -> &str {
+        match self {
+            Self::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+}
+
+/// One git invocation, built up before it is run.
+#[derive(Debug, Clone)]
+pub struct GitCommand {
+    sub: Subcommand,
+    git_dir: Option<PathBuf>,
+    flags: Vec<OsString>,
+    args: Vec<OsString>,
+    config: Vec<(String, String)>,
+    env: Vec<(&'static str, OsString)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl GitCommand {
+    /// A command of `sub`, not yet bound to a repository.
+    pub fn new(sub: Subcommand) -> Self {
+        Self { sub, git_dir: None, flags: Vec::new(), args: Vec::new(), config: Vec::new(), env: Vec::new(), stdin: None }
+    }
+
+    /// Runs inside the bare repository at `path` (`--git-dir`).
+    pub fn git_dir(mut self, path: &Path) -> Self {
+        self.git_dir = Some(path.to_owned());
+        self
+    }
+
+    /// A flag written in our code (`--bare`, `-z`); never user input.
+    pub fn flag(mut self, flag: &'static str) -> Self {
+        self.flags.push(flag.into());
+        self
+    }
+
+    /// A flag with a value: `--name=value`. The name is ours, the value may
+    /// come from a request because it cannot start a new option.
+    pub fn flag_value(mut self, name: &'static str, value: impl AsRef<OsStr>) -> Self {
+        let mut f = OsString::from(name);
+        f.push("=");
+        f.push(value);
+        self.flags.push(f);
+        self
+    }
+
+    /// A positional argument (after `--end-of-options` where supported).
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Per-command configuration, overriding the global defaults.
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.config.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// An extra environment variable (hooks payload, quarantine dirs).
+    pub fn env(mut self, key: &'static str, value: impl Into<OsString>) -> Self {
+        self.env.push((key, value.into()));
+        self
+    }
+
+    /// Bytes fed to stdin.
+    pub fn stdin(mut self, input: Vec<u8>) -> Self {
+        self.stdin = Some(input);
+        self
+    }
+
+    fn subcommand_name(&self) -> &'static str {
+        self.sub.name().unwrap_or("--version")
+    }
+}
+
+/// Result of a finished command.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Builds and runs git commands with the node's sealed environment.
+#[derive(Debug, Clone)]
+pub struct CommandFactory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    binary: PathBuf,
+    path_env: OsString,
+    home: PathBuf,
+    admin_config: Vec<(String, String)>,
+    version: OnceCell<String>,
+    spawned: AtomicU64,
+}
+
+impl CommandFactory {
+    /// A factory running `binary` with the admin's `[[git.config]]` entries,
+    /// which override everything else. `home` becomes `HOME` for git (the
+    /// runtime directory), so nothing reads the service user's dotfiles.
+    pub fn new(binary: PathBuf, admin_config: Vec<(String, String)>, home: PathBuf) -> Self {
+        let path_env = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        Self {
+            inner: Arc::new(Inner {
+                binary,
+                path_env,
+                home,
+                admin_config,
+                version: OnceCell::new(),
+                spawned: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// How many git processes this factory has started (tests assert RPCs'
+    /// process budgets with it).
+    pub fn spawned(&self) -> u64 {
+        self.inner.spawned.load(Ordering::Relaxed)
+    }
+
+    /// The git version, e.g. `2.47.3`, cached after the first call.
+    pub async fn version(&self) -> Result<String, CommandError> {
+        self.inner
+            .version
+            .get_or_try_init(|| async {
+                let out = self.run(GitCommand::new(Subcommand::Version), None).await?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                Ok(text.trim().trim_start_matches("git version ").to_owned())
+            })
+            .await
+            .cloned()
+    }
+
+    fn build(&self, cmd: &GitCommand, correlation_id: Option<&str>) -> tokio::process::Command {
+        // The allow-listed spawn point of the whole node.
+        #[allow(clippy::disallowed_methods)]
+        let mut c = tokio::process::Command::new(&self.inner.binary);
+        c.env_clear()
+            .env("PATH", &self.inner.path_env)
+            .env("HOME", &self.inner.home)
+            .env("LANG", "en_US.UTF-8")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_SYSTEM", "/dev/null")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            // Stop git from looking above the repository for one.
+            .env("GIT_CEILING_DIRECTORIES", "/");
+        if let Some(id) = correlation_id {
+            c.env("CORRELATION_ID", id);
+        }
+        let config: Vec<(String, String)> = global_config()
+            .into_iter()
+            .chain(cmd.config.iter().cloned())
+            .chain(self.inner.admin_config.iter().cloned())
+            .collect();
+        c.env("GIT_CONFIG_COUNT", config.len().to_string());
+        for (i, (k, v)) in config.iter().enumerate() {
+            c.env(format!("GIT_CONFIG_KEY_{i}"), k).env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        if let Some(dir) = &cmd.git_dir {
+            let mut arg = OsString::from("--git-dir=");
+            arg.push(dir);
+            c.arg(arg);
+        }
+        match cmd.sub.name() {
+            None => {
+                c.arg("--version");
+            }
+            Some(name) => {
+                c.arg(name);
+                c.args(&cmd.flags);
+                if cmd.sub.takes_end_of_options() && !cmd.args.is_empty() {
+                    c.arg("--end-of-options");
+                }
+                c.args(&cmd.args);
+            }
+        }
+        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs `cmd` to completion. A non-zero exit is [`CommandError::Failed`]
+    /// with git's stderr. Dropping the future kills the process.
+    pub async fn run(&self, cmd: GitCommand, correlation_id: Option<&str>) -> Result<Output, CommandError> {
+        let name = cmd.subcommand_name();
+        let mut command = self.build(&cmd, correlation_id);
+        let mut child = command.spawn().map_err(|source| CommandError::Spawn { subcommand: name, source })?;
+        self.inner.spawned.fetch_add(1, Ordering::Relaxed);
+        if let Some(input) = cmd.stdin {
+            let mut stdin = child.stdin.take().expect("stdin was piped");
+            // Write concurrently with reading output so large inputs cannot
+            // deadlock against a full stdout pipe.
+            let writer = tokio::spawn(async move {
+                let r = stdin.write_all(&input).await;
+                drop(stdin);
+                r
+            });
+            let out = child.wait_with_output().await.map_err(|source| CommandError::Io { subcommand: name, source })?;
+            // git may exit early without reading all input (an error); its
+            // exit status then tells the story, not the broken pipe.
+            let _ = writer.await;
+            return finish(name, out);
+        }
+        let out = child.wait_with_output().await.map_err(|source| CommandError::Io { subcommand: name, source })?;
+        finish(name, out)
+    }
+}
+
+fn finish(name: &'static str, out: std::process::Output) -> Result<Output, CommandError> {
+    if out.status.success() {
+        Ok(Output { stdout: out.stdout, stderr: out.stderr })
+    } else {
+        Err(CommandError::Failed {
+            subcommand: name,
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn factory() -> CommandFactory {
+        CommandFactory::new("git".into(), vec![("core.abbrev".into(), "12".into())], std::env::temp_dir())
+    }
+
+    #[tokio::test]
+    async fn version_is_parsed_and_cached() {
+        let f = factory();
+        let v = f.version().await.expect("git runs");
+        assert!(v.chars().next().is_some_and(|c| c.is_ascii_digit()), "{v}");
+        f.version().await.expect("cached");
+        assert_eq!(f.spawned(), 1);
+    }
+
+    #[tokio::test]
+    async fn sealed_environment_and_config_precedence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = factory();
+        f.run(GitCommand::new(Subcommand::Init).flag("--bare").flag("--quiet").arg(dir.path()), None)
+            .await
+            .expect("init");
+        let out = f
+            .run(
+                GitCommand::new(Subcommand::Config)
+                    .git_dir(dir.path())
+                    .flag("--get-regexp")
+                    .arg("^(gc\\.auto|core\\.abbrev|core\\.autocrlf)$"),
+                None,
+            )
+            .await
+            .expect("config");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("gc.auto 0"), "{text}");
+        assert!(text.contains("core.abbrev 12"), "admin config applied: {text}");
+        assert!(text.contains("core.autocrlf input"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn failures_carry_stderr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = factory()
+            .run(GitCommand::new(Subcommand::RevParse).git_dir(dir.path()).flag("--verify").arg("HEAD"), None)
+            .await
+            .expect_err("not a repository");
+        assert!(matches!(err, CommandError::Failed { .. }));
+        assert!(!err.stderr().is_empty());
+    }
+}

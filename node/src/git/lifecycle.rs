@@ -1,0 +1,155 @@
+//! Creating and removing whole repositories, atomically.
+//!
+//! A repository is built in the storage's private temporary directory and
+//! renamed into place, so a crash leaves either nothing or a complete
+//! repository. Removal renames the repository aside first, so readers never
+//! see a half-deleted one. Both hold `<repository>.lock` (created
+//! exclusively) while they change the target path, which serialises
+//! concurrent creates and removes of the same repository.
+
+use super::{CommandFactory, GitCommand, GitError, ObjectFormat, Subcommand};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// File whose modification time records the last full repack; written at
+/// creation so housekeeping does not immediately repack a new repository.
+pub const FULL_REPACK_TIMESTAMP: &str = ".gitaly-full-repack-timestamp";
+
+/// Options of [`create`].
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Initial branch HEAD points to; git's default when `None`.
+    pub default_branch: Option<String>,
+    pub object_format: ObjectFormat,
+}
+
+/// Holds `<path>.lock` until dropped.
+#[derive(Debug)]
+struct RepoLock {
+    path: PathBuf,
+}
+
+impl RepoLock {
+    fn acquire(repo: &Path) -> Result<Self, GitError> {
+        let parent = repo.parent().ok_or(GitError::Invalid("repository has no parent directory".into()))?;
+        std::fs::create_dir_all(parent).map_err(GitError::io("create parent directories"))?;
+        let mut name = repo.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => Ok(Self { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(GitError::Locked),
+            Err(e) => Err(GitError::Io { step: "lock repository", source: e }),
+        }
+    }
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Flushes every file and directory below `root` to disk.
+fn sync_tree(root: &Path) -> std::io::Result<()> {
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                File::open(entry.path())?.sync_all()?;
+            }
+        }
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Creates an empty bare repository at `target`. `tmp_root` must be on the
+/// same file system (the storage's `+gitaly/tmp`).
+pub async fn create(
+    factory: &CommandFactory,
+    target: &Path,
+    tmp_root: &Path,
+    options: &CreateOptions,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    if exists(target) {
+        return Err(GitError::AlreadyExists("repository exists already"));
+    }
+    std::fs::create_dir_all(tmp_root).map_err(GitError::io("create temporary directory"))?;
+    let staging = tempfile::Builder::new()
+        .prefix("create-")
+        .tempdir_in(tmp_root)
+        .map_err(GitError::io("create temporary directory"))?;
+    let new_repo = staging.path().join("repo.git");
+
+    let mut init = GitCommand::new(Subcommand::Init).flag("--bare").flag("--quiet");
+    if let Some(branch) = &options.default_branch {
+        init = init.flag_value("--initial-branch", branch);
+    }
+    init = init.flag_value("--object-format", options.object_format.as_str()).arg(&new_repo);
+    factory.run(init, correlation_id).await?;
+
+    let target = target.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+        File::create(new_repo.join(FULL_REPACK_TIMESTAMP)).map_err(GitError::io("write full-repack timestamp"))?;
+        sync_tree(&new_repo).map_err(GitError::io("sync new repository"))?;
+        let _lock = RepoLock::acquire(&target)?;
+        if exists(&target) {
+            return Err(GitError::AlreadyExists("repository exists already"));
+        }
+        std::fs::rename(&new_repo, &target).map_err(GitError::io("move repository into place"))?;
+        if let Some(parent) = target.parent() {
+            sync_dir(parent).map_err(GitError::io("sync parent directory"))?;
+        }
+        drop(staging);
+        Ok(())
+    })
+    .await
+    .map_err(|e| GitError::Io { step: "create repository", source: std::io::Error::other(e) })?
+}
+
+/// Removes the repository at `target`: renamed into `tmp_root` under the
+/// lock, then deleted. Readers see it either whole or gone.
+pub async fn remove(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
+    let target = target.to_owned();
+    let tmp_root = tmp_root.to_owned();
+    let staged = tokio::task::spawn_blocking(move || -> Result<tempfile::TempDir, GitError> {
+        if !exists(&target) {
+            return Err(GitError::NotFound("repository does not exist"));
+        }
+        std::fs::create_dir_all(&tmp_root).map_err(GitError::io("create temporary directory"))?;
+        let _lock = RepoLock::acquire(&target)?;
+        if !exists(&target) {
+            return Err(GitError::NotFound("repository was concurrently removed"));
+        }
+        let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dest = tempfile::Builder::new()
+            .prefix(&format!("{base}+removed-"))
+            .tempdir_in(&tmp_root)
+            .map_err(GitError::io("create removal directory"))?;
+        std::fs::rename(&target, dest.path().join("repo")).map_err(GitError::io("stage repository for removal"))?;
+        if let Some(parent) = target.parent() {
+            sync_dir(parent).map_err(GitError::io("sync parent directory"))?;
+        }
+        Ok(dest)
+    })
+    .await
+    .map_err(|e| GitError::Io { step: "remove repository", source: std::io::Error::other(e) })??;
+    // Deleting a large repository takes a while; the repository is already
+    // gone from its path, so the RPC does not wait for it.
+    tokio::task::spawn_blocking(move || drop(staged));
+    Ok(())
+}

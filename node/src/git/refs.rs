@@ -1,0 +1,145 @@
+//! Reference names, revisions and atomic reference updates.
+
+use super::{CommandError, CommandFactory, GitCommand, GitError, Subcommand};
+use std::path::Path;
+
+/// Whether `name` is a valid reference name by git's rules
+/// (`git check-ref-format`): no `..`, no `@{`, no control characters or
+/// ` ~^:?*[\`, no component starting with `.` or ending with `.lock`, not
+/// ending with `/` or `.`, not `@`, no empty components.
+pub fn valid_ref_name(name: &[u8]) -> bool {
+    if name.is_empty() || name == b"@" || name.ends_with(b"/") || name.ends_with(b".") {
+        return false;
+    }
+    if name.windows(2).any(|w| w == b".." || w == b"@{" || w == b"//") {
+        return false;
+    }
+    if name.iter().any(|&b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b)) {
+        return false;
+    }
+    name.split(|b| *b == b'/').all(|c| !c.is_empty() && !c.starts_with(b".") && !c.ends_with(b".lock"))
+}
+
+/// Upstream's checks on a revision argument: not empty, no leading `-`
+/// (it would read as an option), no NUL, whitespace, `:` or `\`.
+pub fn validate_revision(revision: &[u8]) -> Result<(), &'static str> {
+    if revision.is_empty() {
+        return Err("empty revision");
+    }
+    if revision.starts_with(b"-") {
+        return Err("revision can't start with '-'");
+    }
+    if revision.contains(&0) {
+        return Err("revision can't contain NUL");
+    }
+    if revision.iter().any(|b| b" \t\n\r".contains(b)) {
+        return Err("revision can't contain whitespace");
+    }
+    if revision.contains(&b':') {
+        return Err("revision can't contain ':'");
+    }
+    if revision.contains(&b'\\') {
+        return Err("revision can't contain '\\'");
+    }
+    Ok(())
+}
+
+/// One reference change for [`update`].
+#[derive(Debug, Clone)]
+pub struct RefUpdate {
+    pub name: Vec<u8>,
+    /// New object id (hex); the zero id deletes the reference.
+    pub new: String,
+    /// Expected current value (hex; zero id = must not exist); `None` = any.
+    pub old: Option<String>,
+}
+
+/// Applies all updates in one `git update-ref --stdin` transaction: either
+/// every reference changes or none does.
+pub async fn update(
+    factory: &CommandFactory,
+    repo: &Path,
+    updates: &[RefUpdate],
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"start\0");
+    for u in updates {
+        input.extend_from_slice(b"update ");
+        input.extend_from_slice(&u.name);
+        input.push(0);
+        input.extend_from_slice(u.new.as_bytes());
+        input.push(0);
+        if let Some(old) = &u.old {
+            input.extend_from_slice(old.as_bytes());
+        }
+        input.push(0);
+    }
+    input.extend_from_slice(b"prepare\0commit\0");
+    let cmd = GitCommand::new(Subcommand::UpdateRef).git_dir(repo).flag("-z").flag("--stdin").stdin(input);
+    match factory.run(cmd, correlation_id).await {
+        Ok(_) => Ok(()),
+        Err(CommandError::Failed { stderr, .. }) => Err(classify_update_error(stderr)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn classify_update_error(stderr: String) -> GitError {
+    let msg = stderr.trim_start_matches("fatal: ").to_owned();
+    if msg.contains(".lock': File exists") || msg.contains("reference is already locked") {
+        GitError::ReferenceLocked(msg)
+    } else if msg.contains("cannot lock ref") || msg.contains("reference already exists") || msg.contains("but expected") {
+        GitError::ReferenceUpdate(msg)
+    } else {
+        GitError::Command(CommandError::Failed { subcommand: "update-ref", code: None, stderr })
+    }
+}
+
+/// Points HEAD at `target` (a full reference name such as `refs/heads/main`).
+pub async fn set_head(
+    factory: &CommandFactory,
+    repo: &Path,
+    target: &str,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let cmd = GitCommand::new(Subcommand::SymbolicRef).git_dir(repo).arg("HEAD").arg(target);
+    factory.run(cmd, correlation_id).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_names() {
+        for ok in [&b"refs/heads/main"[..], b"refs/heads/feature/x-1", b"HEAD", b"refs/tags/v1.0"] {
+            assert!(valid_ref_name(ok), "{ok:?}");
+        }
+        for bad in [
+            &b""[..],
+            b"refs/heads/a..b",
+            b"refs/heads/a b",
+            b"refs/heads/.hidden",
+            b"refs/heads/x.lock",
+            b"refs/heads/",
+            b"refs//heads",
+            b"refs/heads/a@{1}",
+            b"refs/heads/a~1",
+            b"refs/heads/a\x01",
+            b"@",
+            b"refs/heads/end.",
+        ] {
+            assert!(!valid_ref_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn revisions() {
+        assert!(validate_revision(b"main~1").is_ok());
+        assert!(validate_revision(b"-all").is_err());
+        assert!(validate_revision(b"a b").is_err());
+        assert!(validate_revision(b"a:b").is_err());
+        assert!(validate_revision(b"").is_err());
+    }
+}

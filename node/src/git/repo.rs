@@ -1,0 +1,138 @@
+//! In-process repository reads through gitoxide.
+//!
+//! Repositories are opened once and cached per path: gix re-reads loose and
+//! packed references on every lookup (packed-refs by modification time) and
+//! refreshes its pack list when an object is missing, so a cached handle sees
+//! pushes without re-opening. Entries are dropped when a repository is
+//! removed or replaced. Opening is isolated: no system or global config,
+//! no environment overrides, only the repository's own config.
+//!
+//! Everything here is synchronous; callers run it under `spawn_blocking`.
+
+use super::{GitError, ObjectFormat};
+use gix::bstr::ByteSlice as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Most repositories kept open at once; beyond that the cache is cleared
+/// (a rare event, far cheaper than unbounded growth).
+const MAX_OPEN: usize = 4096;
+
+/// The cache of opened repositories.
+#[derive(Clone, Default)]
+pub struct Repositories {
+    open: Arc<Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>>,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories").finish_non_exhaustive()
+    }
+}
+
+impl Repositories {
+    /// A thread-local handle on the repository at `path`.
+    pub fn open(&self, path: &Path) -> Result<gix::Repository, GitError> {
+        let mut open = self.open.lock().expect("repository cache lock is never poisoned by a panic-free section");
+        if let Some(repo) = open.get(path) {
+            return Ok(repo.to_thread_local());
+        }
+        let mut options = gix::open::Options::isolated();
+        options = options.strict_config(false);
+        let repo = gix::ThreadSafeRepository::open_opts(path, options)
+            .map_err(|e| GitError::gix("open repository", e))?;
+        if open.len() >= MAX_OPEN {
+            open.clear();
+        }
+        open.insert(path.to_owned(), repo.clone());
+        Ok(repo.to_thread_local())
+    }
+
+    /// Forgets a repository (after it was removed, replaced or renamed).
+    pub fn forget(&self, path: &Path) {
+        self.open.lock().expect("repository cache lock is never poisoned by a panic-free section").remove(path);
+    }
+}
+
+/// The object format of an open repository.
+pub fn object_format(repo: &gix::Repository) -> ObjectFormat {
+    match repo.object_hash() {
+        gix::hash::Kind::Sha256 => ObjectFormat::Sha256,
+        _ => ObjectFormat::Sha1,
+    }
+}
+
+/// Whether any branch (`refs/heads/*`) exists.
+pub fn has_branches(repo: &gix::Repository) -> Result<bool, GitError> {
+    let refs = repo.references().map_err(|e| GitError::gix("read references", e))?;
+    let mut heads = refs.prefixed("refs/heads/").map_err(|e| GitError::gix("read branches", e))?;
+    Ok(heads.next().is_some())
+}
+
+/// Every reference with the object it resolves to (following symbolic
+/// references, not peeling tags), plus `HEAD` when it resolves: what
+/// `git show-ref --head` prints. Dangling symbolic references are skipped.
+pub fn resolved_references(repo: &gix::Repository) -> Result<Vec<(String, gix::ObjectId)>, GitError> {
+    let mut out = Vec::new();
+    if let Ok(Some(head)) = repo.head_ref()
+        && let Some(id) = follow_symbolic(repo, head)
+    {
+        out.push(("HEAD".to_owned(), id));
+    } else if let Ok(head) = repo.head()
+        && let Some(id) = head.id()
+    {
+        // Detached HEAD.
+        out.push(("HEAD".to_owned(), id.detach()));
+    }
+    let refs = repo.references().map_err(|e| GitError::gix("read references", e))?;
+    for r in refs.all().map_err(|e| GitError::gix("read references", e))? {
+        let r = r.map_err(|e| GitError::gix("read reference", e))?;
+        let name = r.name().as_bstr().to_str_lossy().into_owned();
+        if let Some(id) = follow_symbolic(repo, r) {
+            out.push((name, id));
+        }
+    }
+    Ok(out)
+}
+
+fn follow_symbolic<'r>(repo: &'r gix::Repository, mut r: gix::Reference<'r>) -> Option<gix::ObjectId> {
+    // git gives up after five levels of symbolic references too.
+    for _ in 0..5 {
+        match r.target() {
+            gix::refs::TargetRef::Object(id) => return Some(id.to_owned()),
+            gix::refs::TargetRef::Symbolic(name) => {
+                r = repo.try_find_reference(name).ok()??;
+            }
+        }
+    }
+    None
+}
+
+/// Whether HEAD is a well-formed reference (symbolic, possibly unborn, or
+/// an object id), as git requires of a repository.
+pub fn head_is_valid(repo: &gix::Repository) -> bool {
+    repo.head().is_ok()
+}
+
+/// Resolves a revision to the object it names (`<rev>^{object}`); `None`
+/// when it names nothing.
+pub fn resolve_revision(repo: &gix::Repository, revision: &[u8]) -> Option<gix::ObjectId> {
+    repo.rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach)
+}
+
+/// The best common ancestor of the first revision and all others, as
+/// `git merge-base A B...` prints it; `None` when there is none or a
+/// revision does not resolve to a commit.
+pub fn merge_base(repo: &gix::Repository, revisions: &[Vec<u8>]) -> Result<Option<gix::ObjectId>, GitError> {
+    let mut commits = Vec::with_capacity(revisions.len());
+    for rev in revisions {
+        let Ok(id) = repo.rev_parse_single(rev.as_bstr()) else { return Ok(None) };
+        let Ok(commit) = id.object().and_then(|o| Ok(o.peel_to_commit())) else { return Ok(None) };
+        let Ok(commit) = commit else { return Ok(None) };
+        commits.push(commit.id);
+    }
+    let Some((first, others)) = commits.split_first() else { return Ok(None) };
+    let bases = repo.merge_bases_many(*first, others).map_err(|e| GitError::gix("compute merge base", e))?;
+    Ok(bases.first().map(|id| id.detach()))
+}

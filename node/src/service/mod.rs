@@ -1,0 +1,80 @@
+//! gRPC services: one module per service, one file per RPC (or small
+//! group). Handlers validate the request, call the git layer and map the
+//! answer; cross-cutting work (auth, logging, metrics, limits) happens in
+//! `server::middleware`, and error-to-status mapping in [`crate::error`].
+//!
+//! `ref` is a Rust keyword, so RefService lives in `refs` once it exists.
+
+mod repository;
+mod server;
+mod unimplemented;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::git::{CommandFactory, Repositories};
+use crate::storage::Storages;
+use std::sync::Arc;
+use tonic::codegen::BoxStream;
+
+/// Size of the data chunks streamed back (upstream streams 128 KiB writes).
+pub(crate) const CHUNK_SIZE: usize = 128 * 1024;
+
+/// What handlers may use. Each service keeps only what it needs.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub storages: Storages,
+    pub git: CommandFactory,
+    pub repos: Repositories,
+}
+
+/// Every gRPC service of the protocol, ready to be served. Services (or
+/// methods) the node does not implement answer UNIMPLEMENTED naming the
+/// method (see `server::middleware::unimplemented`).
+pub fn routes(deps: &Deps) -> tonic::service::Routes {
+    use cairn_proto::gitaly::*;
+    let u = unimplemented::Unimplemented;
+    tonic::service::Routes::default()
+        .add_service(server_service_server::ServerServiceServer::new(server::ServerService::new(deps)))
+        .add_service(repository_service_server::RepositoryServiceServer::new(repository::RepositoryService::new(deps)))
+        .add_service(analysis_service_server::AnalysisServiceServer::new(u))
+        .add_service(blob_service_server::BlobServiceServer::new(u))
+        .add_service(cleanup_service_server::CleanupServiceServer::new(u))
+        .add_service(raft_service_server::RaftServiceServer::new(u))
+        .add_service(commit_service_server::CommitServiceServer::new(u))
+        .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
+        .add_service(diff_service_server::DiffServiceServer::new(u))
+        .add_service(hook_service_server::HookServiceServer::new(u))
+        .add_service(internal_gitaly_server::InternalGitalyServer::new(u))
+        .add_service(object_pool_service_server::ObjectPoolServiceServer::new(u))
+        .add_service(operation_service_server::OperationServiceServer::new(u))
+        .add_service(partition_service_server::PartitionServiceServer::new(u))
+        .add_service(praefect_info_service_server::PraefectInfoServiceServer::new(u))
+        .add_service(ref_service_server::RefServiceServer::new(u))
+        .add_service(remote_service_server::RemoteServiceServer::new(u))
+        .add_service(smart_http_service_server::SmartHttpServiceServer::new(u))
+        .add_service(ssh_service_server::SshServiceServer::new(u))
+        .add_service(ref_transaction_server::RefTransactionServer::new(u))
+}
+
+/// The correlation id the client sent, for git's `CORRELATION_ID`.
+pub(crate) fn correlation_id<T>(req: &tonic::Request<T>) -> Option<String> {
+    req.metadata().get("x-gitlab-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Runs blocking file-system or gix work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal("blocking task", e))?
+}
+
+/// Streams `data` as messages of at most [`CHUNK_SIZE`] bytes each (no
+/// message at all for empty data, as upstream).
+pub(crate) fn chunked<T: Send + 'static>(data: Vec<u8>, make: impl Fn(Vec<u8>) -> T + Send + 'static) -> BoxStream<T> {
+    let chunks: Vec<tonic::Result<T>> = data.chunks(CHUNK_SIZE).map(|c| Ok(make(c.to_vec()))).collect();
+    Box::pin(futures::stream::iter(chunks))
+}
+
+/// Converts a handler result into tonic's.
+pub(crate) fn respond<T>(r: Result<T>) -> std::result::Result<tonic::Response<T>, tonic::Status> {
+    r.map(tonic::Response::new).map_err(Into::into)
+}

@@ -1,0 +1,146 @@
+//! RepositoryService: repository lifecycle and repository-wide queries.
+//! The rest of the service's RPCs answer UNIMPLEMENTED for now.
+
+mod calculate_checksum;
+mod config;
+mod create_repository;
+mod custom_hooks;
+mod find_merge_base;
+mod has_local_branches;
+mod object_format;
+mod remove_repository;
+mod repository_exists;
+mod repository_info;
+mod size;
+mod write_ref;
+
+use super::{Deps, correlation_id, respond};
+use cairn_proto::gitaly::repository_service_server;
+use cairn_proto::gitaly::*;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Handlers of RepositoryService.
+#[derive(Debug, Clone)]
+pub(super) struct RepositoryService {
+    deps: Deps,
+}
+
+impl RepositoryService {
+    pub(super) fn new(deps: &Deps) -> Self {
+        Self { deps: deps.clone() }
+    }
+}
+
+type StreamResult<T> = Result<Response<BoxStream<T>>, Status>;
+
+#[tonic::async_trait]
+impl repository_service_server::RepositoryService for RepositoryService {
+    async fn repository_exists(
+        &self,
+        req: Request<RepositoryExistsRequest>,
+    ) -> Result<Response<RepositoryExistsResponse>, Status> {
+        respond(repository_exists::handle(&self.deps, req.into_inner()))
+    }
+
+    async fn create_repository(
+        &self,
+        req: Request<CreateRepositoryRequest>,
+    ) -> Result<Response<CreateRepositoryResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(create_repository::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn remove_repository(
+        &self,
+        req: Request<RemoveRepositoryRequest>,
+    ) -> Result<Response<RemoveRepositoryResponse>, Status> {
+        respond(remove_repository::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn object_format(&self, req: Request<ObjectFormatRequest>) -> Result<Response<ObjectFormatResponse>, Status> {
+        respond(object_format::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn has_local_branches(
+        &self,
+        req: Request<HasLocalBranchesRequest>,
+    ) -> Result<Response<HasLocalBranchesResponse>, Status> {
+        respond(has_local_branches::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn repository_size(
+        &self,
+        req: Request<RepositorySizeRequest>,
+    ) -> Result<Response<RepositorySizeResponse>, Status> {
+        respond(size::repository_size(&self.deps, req.into_inner()).await)
+    }
+
+    async fn get_object_directory_size(
+        &self,
+        req: Request<GetObjectDirectorySizeRequest>,
+    ) -> Result<Response<GetObjectDirectorySizeResponse>, Status> {
+        respond(size::object_directory_size(&self.deps, req.into_inner()).await)
+    }
+
+    async fn repository_info(
+        &self,
+        req: Request<RepositoryInfoRequest>,
+    ) -> Result<Response<RepositoryInfoResponse>, Status> {
+        respond(repository_info::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn write_ref(&self, req: Request<WriteRefRequest>) -> Result<Response<WriteRefResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(write_ref::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn find_merge_base(
+        &self,
+        req: Request<FindMergeBaseRequest>,
+    ) -> Result<Response<FindMergeBaseResponse>, Status> {
+        respond(find_merge_base::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn get_config(&self, req: Request<GetConfigRequest>) -> StreamResult<GetConfigResponse> {
+        respond(config::get_config(&self.deps, req.into_inner()).await)
+    }
+
+    async fn calculate_checksum(
+        &self,
+        req: Request<CalculateChecksumRequest>,
+    ) -> Result<Response<CalculateChecksumResponse>, Status> {
+        respond(calculate_checksum::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn set_custom_hooks(
+        &self,
+        req: Request<Streaming<SetCustomHooksRequest>>,
+    ) -> Result<Response<SetCustomHooksResponse>, Status> {
+        let stream = req.into_inner().map_ok(|m| (m.repository, m.data));
+        respond(custom_hooks::set(&self.deps, stream).await.map(|()| SetCustomHooksResponse {}))
+    }
+
+    async fn restore_custom_hooks(
+        &self,
+        req: Request<Streaming<RestoreCustomHooksRequest>>,
+    ) -> Result<Response<RestoreCustomHooksResponse>, Status> {
+        let stream = req.into_inner().map_ok(|m| (m.repository, m.data));
+        respond(custom_hooks::set(&self.deps, stream).await.map(|()| RestoreCustomHooksResponse {}))
+    }
+
+    async fn get_custom_hooks(&self, req: Request<GetCustomHooksRequest>) -> StreamResult<GetCustomHooksResponse> {
+        let repo = req.into_inner().repository;
+        respond(custom_hooks::get(&self.deps, repo, |data| GetCustomHooksResponse { data }).await)
+    }
+
+    async fn backup_custom_hooks(
+        &self,
+        req: Request<BackupCustomHooksRequest>,
+    ) -> StreamResult<BackupCustomHooksResponse> {
+        let repo = req.into_inner().repository;
+        respond(custom_hooks::get(&self.deps, repo, |data| BackupCustomHooksResponse { data }).await)
+    }
+}
+
+use futures::TryStreamExt as _;
