@@ -5,3 +5,5 @@
 //! the git layer ([`git`]), which alone touches repositories.
 
 pub mod auth;
+pub mod client;
+pub mod transport;
