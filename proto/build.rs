@@ -238,11 +238,7 @@ fn path_literal(path: Option<Vec<(String, i32)>>) -> String {
         Some(p) => {
             let names: Vec<String> = p.iter().map(|(n, _)| format!("{n:?}")).collect();
             let numbers: Vec<String> = p.iter().map(|(_, n)| n.to_string()).collect();
-            format!(
-                "Some(FieldPath {{ names: &[{}], numbers: &[{}] }})",
-                names.join(", "),
-                numbers.join(", ")
-            )
+            format!("Some(FieldPath {{ names: &[{}], numbers: &[{}] }})", names.join(", "), numbers.join(", "))
         }
     }
 }

@@ -75,7 +75,11 @@ impl Call {
             Call::ServerInfo(c) => c.server_info(ServerInfoRequest {}).await.map(|_| ()),
             Call::RepositoryExists(c, r) => {
                 let exists = c.repository_exists(RepositoryExistsRequest { repository: Some(r.clone()) }).await?;
-                if exists.into_inner().exists { Ok(()) } else { Err(tonic::Status::not_found("repository does not exist")) }
+                if exists.into_inner().exists {
+                    Ok(())
+                } else {
+                    Err(tonic::Status::not_found("repository does not exist"))
+                }
             }
         }
     }

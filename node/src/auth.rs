@@ -128,7 +128,9 @@ mod tests {
     #[test]
     fn malformed_headers() {
         let now = at(1_700_000_000);
-        for h in [None, Some(""), Some("Bearer"), Some("Basic abc"), Some("Bearer v2.zz.1700000000"), Some("Bearer v2.abcd")] {
+        for h in
+            [None, Some(""), Some("Bearer"), Some("Basic abc"), Some("Bearer v2.zz.1700000000"), Some("Bearer v2.abcd")]
+        {
             assert_eq!(verify(h, "s", now), Err(TokenError::Unauthenticated), "{h:?}");
         }
         let sig = hex::encode(mac("s", b"1700000000").finalize().into_bytes());

@@ -8,7 +8,7 @@
 //! ```
 
 use crate::config::{Config, Loaded};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: gitaly serve <config.toml> | gitaly check <config.toml> | gitaly --version";
@@ -137,7 +137,7 @@ struct StorageState {
     text: String,
 }
 
-fn storage_state(path: &PathBuf) -> StorageState {
+fn storage_state(path: &Path) -> StorageState {
     if !path.is_dir() {
         return StorageState { ok: false, text: "missing".into() };
     }

@@ -131,8 +131,7 @@ impl From<Error> for tonic::Status {
         if err.details.is_empty() {
             return tonic::Status::new(err.code, message);
         }
-        let status =
-            RpcStatus { code: err.code as i32, message: message.clone(), details: err.details };
+        let status = RpcStatus { code: err.code as i32, message: message.clone(), details: err.details };
         tonic::Status::with_details(err.code, message, status.encode_to_vec().into())
     }
 }
@@ -168,31 +167,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Result alias for handlers and helpers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cairn_proto::gitaly::LimitError;
-
-    #[test]
-    fn details_round_trip_through_status() {
-        let detail = LimitError { error_message: "maximum queue size reached".into(), retry_after: None };
-        let status: tonic::Status =
-            Error::resource_exhausted("maximum queue size reached").with_detail(&detail).into();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        let details = status_details(&status);
-        assert_eq!(details[0].type_url, "type.googleapis.com/gitaly.LimitError");
-        assert_eq!(LimitError::decode(details[0].value.as_slice()).expect("decodes"), detail);
-    }
-
-    #[test]
-    fn internal_errors_name_step_and_cause() {
-        let io = std::io::Error::other("disk on fire");
-        let status: tonic::Status = Error::internal("write config", io).into();
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), "write config: disk on fire");
-    }
-}
-
 impl From<crate::git::GitError> for Error {
     fn from(e: crate::git::GitError) -> Self {
         use crate::git::GitError as G;
@@ -205,5 +179,29 @@ impl From<crate::git::GitError> for Error {
             G::RevisionNotFound(r) => Error::invalid_argument(format!("revision not found: {r:?}")),
             other => Error::internal_msg(error_chain(&other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::gitaly::LimitError;
+
+    #[test]
+    fn details_round_trip_through_status() {
+        let detail = LimitError { error_message: "maximum queue size reached".into(), retry_after: None };
+        let status: tonic::Status = Error::resource_exhausted("maximum queue size reached").with_detail(&detail).into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status_details(&status);
+        assert_eq!(details[0].type_url, "type.googleapis.com/gitaly.LimitError");
+        assert_eq!(LimitError::decode(details[0].value.as_slice()).expect("decodes"), detail);
+    }
+
+    #[test]
+    fn internal_errors_name_step_and_cause() {
+        let io = std::io::Error::other("disk on fire");
+        let status: tonic::Status = Error::internal("write config", io).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "write config: disk on fire");
     }
 }

@@ -15,6 +15,7 @@ pub fn probe(path: &Path) -> (bool, bool) {
 /// Available and used bytes of the file system holding `path`.
 pub fn usage(path: &Path) -> std::io::Result<(i64, i64)> {
     let s = rustix::fs::statfs(path).map_err(std::io::Error::from)?;
+    #[allow(clippy::useless_conversion, reason = "f_bsize is not i64 on every target")]
     let bsize = i64::try_from(s.f_bsize).unwrap_or(0);
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let available = to_i64(s.f_bavail as u64).saturating_mul(bsize);

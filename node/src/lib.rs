@@ -1,21 +1,21 @@
 //! Cairn's storage node: a Gitaly-compatible gRPC server.
 //!
-//! Requests flow listener → handshake detection (`transport`) → the tower
-//! layer stack (`server::middleware`) → a service handler (`service`) → the
-//! git layer (`git`), which alone touches repositories.
+//! Requests flow listener → handshake detection ([`transport`]) → the tower
+//! layer stack ([`server::middleware`]) → a service handler ([`service`]) →
+//! the git layer ([`git`]), which alone touches repositories.
 
 pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod git;
-pub mod storage;
-pub mod transport;
 pub mod fsinfo;
+pub mod git;
 pub mod server;
 pub mod service;
 pub mod signing;
+pub mod storage;
+pub mod transport;
 
 /// The Gitaly protocol version this node speaks.
 pub const GITALY_PROTOCOL_VERSION: &str = "18.9.0";

@@ -5,26 +5,12 @@
 //! repository sits in the request) so that middleware and the router never
 //! need per-RPC code.
 
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    rust_2018_idioms,
-    reason = "generated code"
-)]
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, rust_2018_idioms, reason = "generated code")]
 pub mod gitaly {
     tonic::include_proto!("gitaly");
 }
 
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    rust_2018_idioms,
-    reason = "generated code"
-)]
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, rust_2018_idioms, reason = "generated code")]
 pub mod raftpb {
     tonic::include_proto!("raftpb");
 }

@@ -81,8 +81,8 @@ pub fn find_bytes<'a>(buf: &'a [u8], path: &[u32]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gitaly::{LinkRepositoryToObjectPoolRequest, UserCommitFilesRequestHeader};
     use crate::gitaly::{ObjectPool, Repository, UserCommitFilesRequest, user_commit_files_request};
-    use crate::gitaly::{UserCommitFilesRequestHeader, LinkRepositoryToObjectPoolRequest};
     use prost::Message;
 
     fn repo(path: &str) -> Repository {
@@ -93,7 +93,11 @@ mod tests {
     fn finds_nested_repository_in_oneof_header() {
         let req = UserCommitFilesRequest {
             user_commit_files_request_payload: Some(user_commit_files_request::UserCommitFilesRequestPayload::Header(
-                UserCommitFilesRequestHeader { repository: Some(repo("a.git")), branch_name: b"main".to_vec(), ..Default::default() },
+                UserCommitFilesRequestHeader {
+                    repository: Some(repo("a.git")),
+                    branch_name: b"main".to_vec(),
+                    ..Default::default()
+                },
             )),
         };
         let facts = crate::facts::lookup("/gitaly.OperationService/UserCommitFiles").expect("known RPC");

@@ -23,7 +23,11 @@ fn pool() -> DescriptorPool {
 
 fn assert_no_unknown_fields(msg: &DynamicMessage, at: &str) {
     let unknown: Vec<u32> = msg.unknown_fields().map(|f| f.number()).collect();
-    assert!(unknown.is_empty(), "{at}: fields {unknown:?} are unknown to our {}", prost_reflect::ReflectMessage::descriptor(msg).full_name());
+    assert!(
+        unknown.is_empty(),
+        "{at}: fields {unknown:?} are unknown to our {}",
+        prost_reflect::ReflectMessage::descriptor(msg).full_name()
+    );
     for (field, value) in msg.fields() {
         let at = format!("{at}.{}", field.name());
         visit(value, &at);
@@ -51,7 +55,8 @@ fn golden_messages_from_independent_encoders_decode_identically() {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read golden")).expect("json");
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read golden")).expect("json");
         services.insert(file["service"].as_str().expect("service").to_owned());
         for sample in file["samples"].as_array().expect("samples") {
             let rpc = sample["rpc"].as_str().expect("rpc");

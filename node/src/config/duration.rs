@@ -75,7 +75,7 @@ pub(crate) fn format(d: Duration) -> String {
         return "0s".to_owned();
     }
     let ms = d.as_millis();
-    if ms % 1000 != 0 || d.as_nanos() % 1_000_000 != 0 {
+    if !ms.is_multiple_of(1000) || !d.as_nanos().is_multiple_of(1_000_000) {
         return format!("{}ms", ms);
     }
     let mut secs = d.as_secs();

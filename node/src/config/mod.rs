@@ -128,7 +128,13 @@ pub struct Logging {
 
 impl Default for Logging {
     fn default() -> Self {
-        Self { format: "text".to_owned(), level: "info".to_owned(), dir: None, sentry_dsn: None, sentry_environment: None }
+        Self {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+            dir: None,
+            sentry_dsn: None,
+            sentry_environment: None,
+        }
     }
 }
 

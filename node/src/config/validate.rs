@@ -186,10 +186,16 @@ impl Config {
                     errs.push(key("min_limit"), format!("{} must be greater than 0", c.min_limit));
                 }
                 if c.max_limit < c.initial_limit {
-                    errs.push(key("max_limit"), format!("{} is less than initial_limit {}", c.max_limit, c.initial_limit));
+                    errs.push(
+                        key("max_limit"),
+                        format!("{} is less than initial_limit {}", c.max_limit, c.initial_limit),
+                    );
                 }
                 if c.initial_limit < c.min_limit {
-                    errs.push(key("initial_limit"), format!("{} is less than min_limit {}", c.initial_limit, c.min_limit));
+                    errs.push(
+                        key("initial_limit"),
+                        format!("{} is less than min_limit {}", c.initial_limit, c.min_limit),
+                    );
                 }
             }
         }

@@ -122,7 +122,15 @@ pub struct GitCommand {
 impl GitCommand {
     /// A command of `sub`, not yet bound to a repository.
     pub fn new(sub: Subcommand) -> Self {
-        Self { sub, git_dir: None, flags: Vec::new(), args: Vec::new(), config: Vec::new(), env: Vec::new(), stdin: None }
+        Self {
+            sub,
+            git_dir: None,
+            flags: Vec::new(),
+            args: Vec::new(),
+            config: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
     }
 
     /// Runs inside the bare repository at `path` (`--git-dir`).

@@ -88,7 +88,10 @@ fn classify_update_error(stderr: String) -> GitError {
     let msg = stderr.trim_start_matches("fatal: ").to_owned();
     if msg.contains(".lock': File exists") || msg.contains("reference is already locked") {
         GitError::ReferenceLocked(msg)
-    } else if msg.contains("cannot lock ref") || msg.contains("reference already exists") || msg.contains("but expected") {
+    } else if msg.contains("cannot lock ref")
+        || msg.contains("reference already exists")
+        || msg.contains("but expected")
+    {
         GitError::ReferenceUpdate(msg)
     } else {
         GitError::Command(CommandError::Failed { subcommand: "update-ref", code: None, stderr })

@@ -40,8 +40,8 @@ impl Repositories {
         }
         let mut options = gix::open::Options::isolated();
         options = options.strict_config(false);
-        let repo = gix::ThreadSafeRepository::open_opts(path, options)
-            .map_err(|e| GitError::gix("open repository", e))?;
+        let repo =
+            gix::ThreadSafeRepository::open_opts(path, options).map_err(|e| GitError::gix("open repository", e))?;
         if open.len() >= MAX_OPEN {
             open.clear();
         }
@@ -128,8 +128,7 @@ pub fn merge_base(repo: &gix::Repository, revisions: &[Vec<u8>]) -> Result<Optio
     let mut commits = Vec::with_capacity(revisions.len());
     for rev in revisions {
         let Ok(id) = repo.rev_parse_single(rev.as_bstr()) else { return Ok(None) };
-        let Ok(commit) = id.object().and_then(|o| Ok(o.peel_to_commit())) else { return Ok(None) };
-        let Ok(commit) = commit else { return Ok(None) };
+        let Ok(Ok(commit)) = id.object().map(|o| o.peel_to_commit()) else { return Ok(None) };
         commits.push(commit.id);
     }
     let Some((first, others)) = commits.split_first() else { return Ok(None) };

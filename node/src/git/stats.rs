@@ -98,7 +98,9 @@ pub fn is_pool_path(relative: &str) -> bool {
                 && name.strip_suffix(".git").is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()))
                 && name[..4] == format!("{a}{b}")
         }
-        ["@cluster", "pools", a, b, id] => hex2(a) && hex2(b) && !id.is_empty() && id.bytes().all(|c| c.is_ascii_digit()),
+        ["@cluster", "pools", a, b, id] => {
+            hex2(a) && hex2(b) && !id.is_empty() && id.bytes().all(|c| c.is_ascii_digit())
+        }
         _ => false,
     }
 }
@@ -154,7 +156,8 @@ fn loose_objects(path: &Path, now: SystemTime, objects: &mut ObjectsInfo) -> Res
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             let name = entry.file_name();
-            let valid = name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            let valid =
+                name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
             if !valid {
                 objects.loose_objects_garbage_count += 1;
                 continue;

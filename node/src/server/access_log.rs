@@ -39,7 +39,9 @@ impl Line {
         for (k, v) in &self.fields {
             let v = match v {
                 Value::Str(s) => serde_json::Value::String(s.clone()),
-                Value::Num(n) => serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                Value::Num(n) => {
+                    serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+                }
                 Value::Int(i) => serde_json::Value::Number((*i).into()),
             };
             map.insert((*k).to_owned(), v);
@@ -56,7 +58,9 @@ impl Line {
             out.push_str(k);
             out.push('=');
             match v {
-                Value::Str(s) if s.is_empty() || s.bytes().any(|b| !(b.is_ascii_graphic()) || b == b'"' || b == b'=') => {
+                Value::Str(s)
+                    if s.is_empty() || s.bytes().any(|b| !(b.is_ascii_graphic()) || b == b'"' || b == b'=') =>
+                {
                     out.push_str(&format!("{s:?}"));
                 }
                 Value::Str(s) => out.push_str(s),

@@ -12,7 +12,8 @@ pub fn init(cfg: &Logging) {
         "fatal" | "panic" => "error".to_owned(),
         other => other.to_owned(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     let _ = match cfg.log_format() {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),

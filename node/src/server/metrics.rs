@@ -131,7 +131,11 @@ impl Metrics {
             "Concurrency-limited calls in progress",
             m.limit_in_progress.clone(),
         );
-        registry.register("gitaly_concurrency_limiting_queued", "Calls waiting for a concurrency slot", m.limit_queued.clone());
+        registry.register(
+            "gitaly_concurrency_limiting_queued",
+            "Calls waiting for a concurrency slot",
+            m.limit_queued.clone(),
+        );
         registry.register(
             "gitaly_concurrency_limiting_acquiring_seconds",
             "Time calls waited for a concurrency slot",

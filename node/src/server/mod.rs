@@ -133,12 +133,7 @@ impl Server {
     ) -> Result<(), ServeError>
     where
         I: futures::Stream<Item = Result<IO, IE>> + Send,
-        IO: tokio::io::AsyncRead
-            + tokio::io::AsyncWrite
-            + tonic::transport::server::Connected
-            + Unpin
-            + Send
-            + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
         IE: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -226,9 +221,8 @@ pub async fn run(
         }
         _ => None,
     };
-    let listeners = Listeners::bind(cfg.listen_addr.as_deref(), cfg.socket_path.as_deref(), tls).map_err(|source| {
-        ServeError::Bind { what: "gRPC listeners", addr: describe_listeners(&cfg), source }
-    })?;
+    let listeners = Listeners::bind(cfg.listen_addr.as_deref(), cfg.socket_path.as_deref(), tls)
+        .map_err(|source| ServeError::Bind { what: "gRPC listeners", addr: describe_listeners(&cfg), source })?;
     let mut addrs = Addresses {
         tcp: listeners.tcp_addr(),
         tls: listeners.tls_addr(),
@@ -273,15 +267,11 @@ fn normalize_addr(addr: &str) -> String {
 }
 
 fn describe_listeners(cfg: &Config) -> String {
-    [
-        cfg.listen_addr.clone(),
-        cfg.tls_listen_addr.clone(),
-        cfg.socket_path.as_ref().map(|p| p.display().to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(", ")
+    [cfg.listen_addr.clone(), cfg.tls_listen_addr.clone(), cfg.socket_path.as_ref().map(|p| p.display().to_string())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -35,9 +35,7 @@ pub fn ensure(root: &Path) -> std::io::Result<String> {
     match tmp.persist_noclobber(root.join(FILE_NAME)) {
         Ok(_) => Ok(id),
         // Someone else created it between our read and rename; theirs wins.
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-            read_filesystem_id(root).ok_or(e.error)
-        }
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read_filesystem_id(root).ok_or(e.error),
         Err(e) => Err(e.error),
     }
 }

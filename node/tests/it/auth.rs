@@ -1,8 +1,8 @@
 //! v2 token authentication, enforced and transitioning, with its metrics.
 
 use crate::support::{Node, Token};
-use cairn_proto::gitaly::server_service_client::ServerServiceClient;
 use cairn_proto::gitaly::ServerInfoRequest;
+use cairn_proto::gitaly::server_service_client::ServerServiceClient;
 use hmac::Mac as _;
 use tonic::Code;
 
@@ -53,9 +53,15 @@ async fn enforced_tokens() {
 
     let metrics = node.metrics().await;
     assert!(metrics.contains(r#"gitaly_authentications_total{enforced="true",status="ok"} 3"#), "{metrics}");
-    assert!(metrics.contains(r#"gitaly_authentications_total{enforced="true",status="unauthenticated"} 4"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"gitaly_authentications_total{enforced="true",status="unauthenticated"} 4"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"gitaly_authentications_total{enforced="true",status="denied"} 4"#), "{metrics}");
-    assert!(metrics.contains(r#"gitaly_authentication_errors_total{version="v2",error="timestamp too old"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"gitaly_authentication_errors_total{version="v2",error="timestamp too old"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="gitaly.ServerService",grpc_method="ServerInfo",grpc_code="Unauthenticated"} 4"#), "{metrics}");
 
     // Health checks need no token (Kubernetes probes cannot send one).
@@ -77,7 +83,10 @@ async fn transitioning_never_rejects_but_counts() {
     call_with(&node, Some(token_at("secret", now()))).await.expect("good token");
     let metrics = node.metrics().await;
     assert!(metrics.contains(r#"gitaly_authentications_total{enforced="false",status="would be ok"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"gitaly_authentications_total{enforced="false",status="unauthenticated"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"gitaly_authentications_total{enforced="false",status="unauthenticated"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"gitaly_authentications_total{enforced="false",status="denied"} 1"#), "{metrics}");
 }
 

@@ -47,8 +47,11 @@ fn check_reports_storages_and_every_error() {
     assert!(text.contains("Check: OK"), "{text}");
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "listen_addr = \"nope\"\n[logging]\nformat = \"xml\"\n[[storage]]\nname = \"x\"\npath = \"/nonexistent\"\n")
-        .expect("write config");
+    std::fs::write(
+        &bad,
+        "listen_addr = \"nope\"\n[logging]\nformat = \"xml\"\n[[storage]]\nname = \"x\"\npath = \"/nonexistent\"\n",
+    )
+    .expect("write config");
     let out = gitaly(&["check", bad.to_str().expect("utf-8")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
@@ -76,7 +79,8 @@ impl Drop for Served {
 
 impl Served {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+        let mut child =
+            Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
         let stdout = child.stdout.take().expect("piped");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -152,7 +156,9 @@ path = "{storage}"
     let metrics = start["prometheus_listen_addr"].as_str().expect("metrics").to_owned();
 
     let opts = DialOptions { token: Some("secret".into()), tls_ca: Some(cert.clone()), ..Default::default() };
-    for address in [format!("tcp://{tcp}"), format!("tls://{}", tls.replace("127.0.0.1", "localhost")), format!("unix:{socket}")] {
+    for address in
+        [format!("tcp://{tcp}"), format!("tls://{}", tls.replace("127.0.0.1", "localhost")), format!("unix:{socket}")]
+    {
         let conn = dial(&address, opts.clone()).await.unwrap_or_else(|e| panic!("dial {address}: {e}"));
         let info = ServerServiceClient::new(conn.channel()).server_info(ServerInfoRequest {}).await;
         assert_eq!(info.unwrap_or_else(|e| panic!("{address}: {e}")).into_inner().storage_statuses.len(), 1);
@@ -169,7 +175,9 @@ path = "{storage}"
         }),
     });
     req.metadata_mut().insert("x-gitlab-correlation-id", "corr-123".parse().expect("ascii"));
-    assert!(RepositoryServiceClient::new(conn.channel()).repository_exists(req).await.expect("exists").into_inner().exists);
+    assert!(
+        RepositoryServiceClient::new(conn.channel()).repository_exists(req).await.expect("exists").into_inner().exists
+    );
     let line = served.wait_for(|v| v["correlation_id"] == "corr-123");
     assert_eq!(line["msg"], "finished unary call with code OK");
     assert_eq!(line["grpc.method"], "RepositoryExists");
@@ -188,8 +196,11 @@ path = "{storage}"
 
     // SIGTERM: a graceful exit.
     let pid = served.child.id();
-    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).expect("pid"), rustix::process::Signal::TERM)
-        .expect("signal");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("signal");
     let mut served = served;
     let status = tokio::task::spawn_blocking(move || served.child.wait()).await.expect("join").expect("wait");
     assert!(status.success(), "{status:?}");

@@ -85,7 +85,15 @@ async fn call(channel: tonic::transport::Channel, facts: &cairn_proto::facts::Rp
 async fn table_matches_the_node() {
     let doc = documented();
     let all: Vec<String> = cairn_proto::facts::RPCS.iter().map(|r| r.full_method.to_owned()).collect();
-    assert_eq!(doc.keys().cloned().collect::<Vec<_>>(), { let mut a = all.clone(); a.sort(); a }, "every RPC listed once");
+    assert_eq!(
+        doc.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut a = all.clone();
+            a.sort();
+            a
+        },
+        "every RPC listed once"
+    );
 
     let node = Node::start().await;
     let channel = node.channel().await;
@@ -95,7 +103,10 @@ async fn table_matches_the_node() {
         let answered_unimplemented = status.code() == Code::Unimplemented;
         let documented_unimplemented = doc[facts.full_method] == "unimplemented";
         if answered_unimplemented != documented_unimplemented {
-            wrong.push(format!("{} documented {:?} but answered {:?}", facts.full_method, doc[facts.full_method], status));
+            wrong.push(format!(
+                "{} documented {:?} but answered {:?}",
+                facts.full_method, doc[facts.full_method], status
+            ));
         }
         if answered_unimplemented {
             assert_eq!(status.message(), format!("method {} not implemented", facts.method));

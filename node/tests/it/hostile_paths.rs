@@ -45,7 +45,11 @@ fn hostile_paths() -> Vec<String> {
     paths
 }
 
-async fn call_every_rpc(c: &mut RepositoryServiceClient<Channel>, repo: Repository) -> Vec<(&'static str, tonic::Status)> {
+#[allow(deprecated, reason = "the deprecated hook RPCs are served and must be checked too")]
+async fn call_every_rpc(
+    c: &mut RepositoryServiceClient<Channel>,
+    repo: Repository,
+) -> Vec<(&'static str, tonic::Status)> {
     let r = || Some(repo.clone());
     let mut out = Vec::new();
     macro_rules! unary {
@@ -82,7 +86,11 @@ async fn call_every_rpc(c: &mut RepositoryServiceClient<Channel>, repo: Reposito
     unary!("RepositoryExists", c.repository_exists(RepositoryExistsRequest { repository: r() }));
     unary!(
         "CreateRepository",
-        c.create_repository(CreateRepositoryRequest { repository: r(), default_branch: b"main".to_vec(), object_format: 0 })
+        c.create_repository(CreateRepositoryRequest {
+            repository: r(),
+            default_branch: b"main".to_vec(),
+            object_format: 0
+        })
     );
     unary!("RemoveRepository", c.remove_repository(RemoveRepositoryRequest { repository: r() }));
     unary!("ObjectFormat", c.object_format(ObjectFormatRequest { repository: r() }));
@@ -101,7 +109,10 @@ async fn call_every_rpc(c: &mut RepositoryServiceClient<Channel>, repo: Reposito
     );
     unary!(
         "FindMergeBase",
-        c.find_merge_base(FindMergeBaseRequest { repository: r(), revisions: vec![b"main".to_vec(), b"main".to_vec()] })
+        c.find_merge_base(FindMergeBaseRequest {
+            repository: r(),
+            revisions: vec![b"main".to_vec(), b"main".to_vec()]
+        })
     );
     unary!("CalculateChecksum", c.calculate_checksum(CalculateChecksumRequest { repository: r() }));
     server_stream!("GetConfig", c.get_config(GetConfigRequest { repository: r() }));
@@ -113,7 +124,10 @@ async fn call_every_rpc(c: &mut RepositoryServiceClient<Channel>, repo: Reposito
     );
     unary!(
         "RestoreCustomHooks",
-        c.restore_custom_hooks(futures::stream::iter(vec![RestoreCustomHooksRequest { repository: r(), data: Vec::new() }]))
+        c.restore_custom_hooks(futures::stream::iter(vec![RestoreCustomHooksRequest {
+            repository: r(),
+            data: Vec::new()
+        }]))
     );
     out
 }
@@ -139,7 +153,12 @@ async fn hostile_relative_paths_never_escape() {
         let repo = node.repo(path);
         for (rpc, status) in call_every_rpc(&mut c, repo).await {
             calls += 1;
-            assert_eq!(status.code(), Code::InvalidArgument, "{rpc} with {:?}: {status:?}", &path[..path.len().min(60)]);
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{rpc} with {:?}: {status:?}",
+                &path[..path.len().min(60)]
+            );
         }
     }
     assert!(calls >= 20 * 16);

@@ -18,7 +18,8 @@ async fn per_method_metrics_and_connections() {
         c.repository_exists(RepositoryExistsRequest { repository: Some(node.repo("m.git")) }).await.expect("exists");
     }
     c.object_format(ObjectFormatRequest { repository: Some(node.repo("missing.git")) }).await.expect_err("missing");
-    let mut s = c.get_config(GetConfigRequest { repository: Some(node.repo("m.git")) }).await.expect("config").into_inner();
+    let mut s =
+        c.get_config(GetConfigRequest { repository: Some(node.repo("m.git")) }).await.expect("config").into_inner();
     while s.message().await.expect("msg").is_some() {}
     // Let the response bodies finish before scraping.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -52,15 +53,27 @@ async fn concurrency_limit_queue_and_wait() {
 
     // A client-streaming call that stays open holds the only slot.
     let (hold_tx, hold_rx) = tokio::sync::mpsc::channel::<SetCustomHooksRequest>(1);
-    hold_tx.send(SetCustomHooksRequest { repository: Some(node.repo("busy.git")), data: Vec::new() }).await.expect("send");
+    hold_tx
+        .send(SetCustomHooksRequest { repository: Some(node.repo("busy.git")), data: Vec::new() })
+        .await
+        .expect("send");
     let mut holder = c.clone();
-    let held = tokio::spawn(async move { holder.set_custom_hooks(tokio_stream::wrappers::ReceiverStream::new(hold_rx)).await });
+    let held =
+        tokio::spawn(
+            async move { holder.set_custom_hooks(tokio_stream::wrappers::ReceiverStream::new(hold_rx)).await },
+        );
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let one = |repo: &str| {
         let mut c = c.clone();
         let r = node.repo(repo);
-        async move { c.set_custom_hooks(futures::stream::iter(vec![SetCustomHooksRequest { repository: Some(r), data: Vec::new() }])).await }
+        async move {
+            c.set_custom_hooks(futures::stream::iter(vec![SetCustomHooksRequest {
+                repository: Some(r),
+                data: Vec::new(),
+            }]))
+            .await
+        }
     };
     // The second call queues and gives up after max_queue_wait...
     let waiting = tokio::spawn(one("busy.git"));

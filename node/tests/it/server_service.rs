@@ -18,7 +18,8 @@ async fn server_info_reports_versions_and_storage_state() {
     assert_ne!(s.fs_type, "");
     assert_eq!(s.replication_factor, 1);
     let on_disk: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(node.storage.join(".gitaly-metadata")).expect("metadata file")).expect("json");
+        serde_json::from_slice(&std::fs::read(node.storage.join(".gitaly-metadata")).expect("metadata file"))
+            .expect("json");
     assert_eq!(on_disk["gitaly_filesystem_id"], s.filesystem_id);
     assert!(uuid_like(&s.filesystem_id));
     assert!(!node.storage.join("+testWrite").exists(), "probe file removed");

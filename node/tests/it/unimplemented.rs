@@ -48,12 +48,22 @@ async fn reflection_lists_every_service() {
     };
     let node = Node::start().await;
     let mut client = ServerReflectionClient::new(node.channel().await);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut stream = client.server_reflection_info(futures::stream::iter(vec![req])).await.expect("reflection").into_inner();
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream =
+        client.server_reflection_info(futures::stream::iter(vec![req])).await.expect("reflection").into_inner();
     let msg = stream.message().await.expect("message").expect("one answer");
     let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else { panic!("unexpected {msg:?}") };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["gitaly.RepositoryService", "gitaly.ServerService", "gitaly.SSHService", "gitaly.RaftService", "grpc.health.v1.Health"] {
+    for want in [
+        "gitaly.RepositoryService",
+        "gitaly.ServerService",
+        "gitaly.SSHService",
+        "gitaly.RaftService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     assert_eq!(names.iter().filter(|n| n.starts_with("gitaly.")).count(), 20);

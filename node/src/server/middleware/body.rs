@@ -36,7 +36,8 @@ impl FrameCounter {
             data = &data[n..];
             if self.header_len == 5 {
                 started += 1;
-                self.remaining = u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
+                self.remaining =
+                    u64::from(u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]));
                 self.header_len = 0;
             }
         }
@@ -172,11 +173,7 @@ impl ObservedBody {
 /// grpc-status and the decoded grpc-message from a header map.
 pub(crate) fn status_of(headers: &http::HeaderMap) -> Option<(i32, String)> {
     let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    let message = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .map(percent_decode)
-        .unwrap_or_default();
+    let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).map(percent_decode).unwrap_or_default();
     Some((code, message))
 }
 
@@ -224,10 +221,8 @@ impl Body for ObservedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     *this.sent += this.frames.feed(d.chunk());
-                } else if let Some(t) = frame.trailers_ref() {
-                    if let Some(s) = status_of(t) {
-                        *this.status = Some(s);
-                    }
+                } else if let Some(s) = frame.trailers_ref().and_then(status_of) {
+                    *this.status = Some(s);
                 }
             }
             Poll::Ready(None) => {

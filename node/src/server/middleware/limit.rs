@@ -80,7 +80,10 @@ impl MethodLimiter {
         });
         entry.users += 1;
         let in_progress = self.limit - entry.slots.available_permits();
-        let queued = entry.tickets.as_ref().map_or(0, |t| (self.limit + self.max_queue - t.available_permits()).saturating_sub(in_progress));
+        let queued = entry
+            .tickets
+            .as_ref()
+            .map_or(0, |t| (self.limit + self.max_queue - t.available_permits()).saturating_sub(in_progress));
         (entry.slots.clone(), entry.tickets.clone(), in_progress, queued)
     }
 

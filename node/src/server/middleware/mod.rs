@@ -24,7 +24,7 @@ use crate::server::metrics::{HandledLabels, Metrics, RpcLabels};
 use body::{InboundBody, ObservedBody, OnFinish};
 use cairn_proto::facts::RpcFacts;
 use cairn_proto::gitaly::Repository;
-use limit::{Limiters, LimitOutcome, Permit};
+use limit::{LimitOutcome, Limiters, Permit};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;

@@ -6,7 +6,11 @@ use crate::git::{GitError, refs, repo};
 use crate::service::{Deps, blocking};
 use cairn_proto::gitaly::{WriteRefRequest, WriteRefResponse};
 
-pub(super) async fn handle(deps: &Deps, req: WriteRefRequest, correlation_id: Option<&str>) -> Result<WriteRefResponse> {
+pub(super) async fn handle(
+    deps: &Deps,
+    req: WriteRefRequest,
+    correlation_id: Option<&str>,
+) -> Result<WriteRefResponse> {
     let path = deps.storages.repo(req.repository.as_ref())?.path;
     validate(&req)?;
 
@@ -43,7 +47,9 @@ pub(super) async fn handle(deps: &Deps, req: WriteRefRequest, correlation_id: Op
     let update = refs::RefUpdate { name: req.r#ref, new, old };
     refs::update(&deps.git, &path, &[update], correlation_id).await.map_err(|e| match e {
         GitError::ReferenceLocked(_) => Error::from(e),
-        other => Error::internal_msg(format!("error when running update-ref command: {}", crate::error::error_chain(&other))),
+        other => {
+            Error::internal_msg(format!("error when running update-ref command: {}", crate::error::error_chain(&other)))
+        }
     })?;
     Ok(WriteRefResponse {})
 }

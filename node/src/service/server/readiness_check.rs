@@ -4,7 +4,9 @@
 
 use crate::error::Result;
 use crate::service::{Deps, blocking};
-use cairn_proto::gitaly::readiness_check_response::{Failure, Ok as Ready, Result as Outcome, failure::Response as Failed};
+use cairn_proto::gitaly::readiness_check_response::{
+    Failure, Ok as Ready, Result as Outcome, failure::Response as Failed,
+};
 use cairn_proto::gitaly::{ReadinessCheckRequest, ReadinessCheckResponse};
 use std::time::Duration;
 
@@ -12,11 +14,8 @@ use std::time::Duration;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn handle(deps: &Deps, req: ReadinessCheckRequest) -> Result<ReadinessCheckResponse> {
-    let timeout = req
-        .timeout
-        .and_then(|d| Duration::try_from(d).ok())
-        .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let timeout =
+        req.timeout.and_then(|d| Duration::try_from(d).ok()).filter(|d| !d.is_zero()).unwrap_or(DEFAULT_TIMEOUT);
     let checks = async {
         let mut failed = Vec::new();
         if let Err(e) = deps.git.version().await {
@@ -41,7 +40,9 @@ pub(super) async fn handle(deps: &Deps, req: ReadinessCheckRequest) -> Result<Re
     };
     let failed = match tokio::time::timeout(timeout, checks).await {
         Ok(r) => r?,
-        Err(_) => vec![Failed { name: "timeout".into(), error_message: format!("checks took longer than {timeout:?}") }],
+        Err(_) => {
+            vec![Failed { name: "timeout".into(), error_message: format!("checks took longer than {timeout:?}") }]
+        }
     };
     let result = if failed.is_empty() {
         Outcome::OkResponse(Ready {})

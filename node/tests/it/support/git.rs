@@ -46,7 +46,10 @@ pub fn git_stdin(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Str
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
-    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("git runs");
     if let Some(input) = stdin {
         use std::io::Write as _;
@@ -61,7 +64,6 @@ pub fn git_stdin(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Str
 #[derive(Debug, Clone)]
 pub struct TestRepo {
     pub path: PathBuf,
-    pub format: Format,
 }
 
 impl TestRepo {
@@ -70,7 +72,7 @@ impl TestRepo {
         let path = storage.join(relative);
         std::fs::create_dir_all(&path).expect("mkdir");
         git(Some(&path), &["init", "--bare", "--quiet", &format!("--object-format={}", format.name())]);
-        Self { path, format }
+        Self { path }
     }
 
     pub fn git(&self, args: &[&str]) -> String {

@@ -15,7 +15,6 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub storage: PathBuf,
     pub socket: PathBuf,
-    pub config: Config,
     pub metrics_addr: Option<std::net::SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -57,7 +56,7 @@ impl Node {
         config.validate().expect("test config is valid");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let run_config = config.clone();
+        let run_config = config;
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.await;
@@ -69,7 +68,7 @@ impl Node {
             .expect("server runs");
         });
         let metrics_addr = ready_rx.await.expect("server started");
-        Self { dir, storage, socket, config, metrics_addr, shutdown: Some(tx), task: Some(task) }
+        Self { dir, storage, socket, metrics_addr, shutdown: Some(tx), task: Some(task) }
     }
 
     /// A channel to the node's Unix socket.
@@ -98,7 +97,9 @@ pub async fn unix_channel(path: &Path) -> Channel {
     Endpoint::from_static("http://[::]:50051")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
         }))
         .await
         .expect("connect to node")
@@ -108,7 +109,9 @@ pub async fn unix_channel(path: &Path) -> Channel {
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
     out
