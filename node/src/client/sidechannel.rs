@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::oneshot;
 
 use crate::transport::{MAGIC_LEN, MAX_FRAME_PAYLOAD, MuxStream, SIDECHANNEL_TIMEOUT};
@@ -165,25 +165,9 @@ impl ClientSidechannel {
     }
 }
 
-impl AsyncRead for ClientSidechannel {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.reader).poll_read(cx, buf)
-    }
-}
+crate::transport::delegate_async_read!(ClientSidechannel, reader);
 
-impl AsyncWrite for ClientSidechannel {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.writer).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.writer).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.writer).poll_shutdown(cx)
-    }
-}
+crate::transport::delegate_async_write!(ClientSidechannel, writer);
 
 /// Raw read half: the server's response bytes, EOF when it closed the stream.
 #[derive(Debug)]
@@ -191,11 +175,7 @@ pub struct ClientSidechannelReader {
     inner: ReadHalf<MuxStream>,
 }
 
-impl AsyncRead for ClientSidechannelReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+crate::transport::delegate_async_read!(ClientSidechannelReader, inner);
 
 /// Framing write half. Each write becomes one frame of at most
 /// [`MAX_FRAME_PAYLOAD`] bytes; `shutdown` is the same as `close_write` (it

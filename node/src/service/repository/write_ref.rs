@@ -27,7 +27,7 @@ pub(super) async fn handle(
 
     let repos = deps.repos.clone();
     let lookup_path = path.clone();
-    let (format, new, old) = blocking(move || {
+    let (new, old) = blocking(move || {
         let r = repos.open(&lookup_path)?;
         let format = repo::object_format(&r);
         let resolve = |rev: &[u8], what: &str| -> Result<String> {
@@ -40,10 +40,9 @@ pub(super) async fn handle(
         };
         let new = resolve(&req.revision, "new")?;
         let old = if req.old_revision.is_empty() { None } else { Some(resolve(&req.old_revision, "old")?) };
-        Ok((format, new, old))
+        Ok((new, old))
     })
     .await?;
-    let _ = format;
     let update = refs::RefUpdate { name: req.r#ref, new, old };
     refs::update(&deps.git, &path, &[update], correlation_id).await.map_err(|e| match e {
         GitError::ReferenceLocked(_) => Error::from(e),
