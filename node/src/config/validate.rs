@@ -42,25 +42,21 @@ impl ValidationErrors {
     }
 
     fn dir_exists(&mut self, key: &str, path: &Path) {
-        if path.as_os_str().is_empty() {
-            self.push(key, "not set");
-            return;
-        }
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => self.push(key, format!("{path:?} is not a directory")),
-            Err(_) => self.push(key, format!("{path:?} does not exist")),
-        }
+        self.exists(key, path, std::fs::Metadata::is_dir, "a directory");
     }
 
     fn file_exists(&mut self, key: &str, path: &Path) {
+        self.exists(key, path, std::fs::Metadata::is_file, "a file");
+    }
+
+    fn exists(&mut self, key: &str, path: &Path, is_kind: fn(&std::fs::Metadata) -> bool, kind: &str) {
         if path.as_os_str().is_empty() {
             self.push(key, "not set");
             return;
         }
         match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => self.push(key, format!("{path:?} is not a file")),
+            Ok(m) if is_kind(&m) => {}
+            Ok(_) => self.push(key, format!("{path:?} is not {kind}")),
             Err(_) => self.push(key, format!("{path:?} does not exist")),
         }
     }
