@@ -7,14 +7,17 @@
 
 pub mod checksum;
 pub mod command;
+pub mod commit;
 pub mod custom_hooks;
 pub mod lifecycle;
+pub mod objects;
 pub mod refs;
 pub mod repo;
 pub mod stats;
+pub mod trailers;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
-pub use repo::Repositories;
+pub use repo::{Repo, Repositories};
 
 /// A repository's hash algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -19,6 +19,31 @@ use std::sync::{Arc, Mutex};
 /// (a rare event, far cheaper than unbounded growth).
 const MAX_OPEN: usize = 4096;
 
+/// An opened repository. Only the git layer sees the gitoxide handle
+/// inside, so handlers cannot bypass it.
+pub struct Repo(gix::Repository);
+
+impl Repo {
+    /// The gitoxide handle, for the git layer's own modules.
+    pub(in crate::git) fn gix(&self) -> &gix::Repository {
+        &self.0
+    }
+
+    /// The repository's object format.
+    pub fn object_format(&self) -> ObjectFormat {
+        match self.0.object_hash() {
+            gix::hash::Kind::Sha256 => ObjectFormat::Sha256,
+            _ => ObjectFormat::Sha1,
+        }
+    }
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Repo").field(&self.0.path()).finish()
+    }
+}
+
 /// The cache of opened repositories.
 #[derive(Clone, Default)]
 pub struct Repositories {
@@ -33,10 +58,10 @@ impl std::fmt::Debug for Repositories {
 
 impl Repositories {
     /// A thread-local handle on the repository at `path`.
-    pub fn open(&self, path: &Path) -> Result<gix::Repository, GitError> {
+    pub fn open(&self, path: &Path) -> Result<Repo, GitError> {
         let mut open = self.open.lock().expect("repository cache lock is never poisoned by a panic-free section");
         if let Some(repo) = open.get(path) {
-            return Ok(repo.to_thread_local());
+            return Ok(Repo(repo.to_thread_local()));
         }
         let mut options = gix::open::Options::isolated();
         options = options.strict_config(false);
@@ -46,7 +71,7 @@ impl Repositories {
             open.clear();
         }
         open.insert(path.to_owned(), repo.clone());
-        Ok(repo.to_thread_local())
+        Ok(Repo(repo.to_thread_local()))
     }
 
     /// Forgets a repository (after it was removed, replaced or renamed).
@@ -55,16 +80,9 @@ impl Repositories {
     }
 }
 
-/// The object format of an open repository.
-pub fn object_format(repo: &gix::Repository) -> ObjectFormat {
-    match repo.object_hash() {
-        gix::hash::Kind::Sha256 => ObjectFormat::Sha256,
-        _ => ObjectFormat::Sha1,
-    }
-}
-
 /// Whether any branch (`refs/heads/*`) exists.
-pub fn has_branches(repo: &gix::Repository) -> Result<bool, GitError> {
+pub fn has_branches(repo: &Repo) -> Result<bool, GitError> {
+    let repo = repo.gix();
     let refs = repo.references().map_err(|e| GitError::gix("read references", e))?;
     let mut heads = refs.prefixed("refs/heads/").map_err(|e| GitError::gix("read branches", e))?;
     Ok(heads.next().is_some())
@@ -73,7 +91,8 @@ pub fn has_branches(repo: &gix::Repository) -> Result<bool, GitError> {
 /// Every reference with the object it resolves to (following symbolic
 /// references, not peeling tags), plus `HEAD` when it resolves: what
 /// `git show-ref --head` prints. Dangling symbolic references are skipped.
-pub fn resolved_references(repo: &gix::Repository) -> Result<Vec<(String, gix::ObjectId)>, GitError> {
+pub fn resolved_references(repo: &Repo) -> Result<Vec<(String, gix::ObjectId)>, GitError> {
+    let repo = repo.gix();
     let mut out = Vec::new();
     if let Ok(Some(head)) = repo.head_ref()
         && let Some(id) = follow_symbolic(repo, head)
@@ -111,20 +130,21 @@ fn follow_symbolic<'r>(repo: &'r gix::Repository, mut r: gix::Reference<'r>) -> 
 
 /// Whether HEAD is a well-formed reference (symbolic, possibly unborn, or
 /// an object id), as git requires of a repository.
-pub fn head_is_valid(repo: &gix::Repository) -> bool {
-    repo.head().is_ok()
+pub fn head_is_valid(repo: &Repo) -> bool {
+    repo.0.head().is_ok()
 }
 
 /// Resolves a revision to the object it names (`<rev>^{object}`); `None`
 /// when it names nothing.
-pub fn resolve_revision(repo: &gix::Repository, revision: &[u8]) -> Option<gix::ObjectId> {
-    repo.rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach)
+pub fn resolve_revision(repo: &Repo, revision: &[u8]) -> Option<gix::ObjectId> {
+    repo.0.rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach)
 }
 
 /// The best common ancestor of the first revision and all others, as
 /// `git merge-base A B...` prints it; `None` when there is none or a
 /// revision does not resolve to a commit.
-pub fn merge_base(repo: &gix::Repository, revisions: &[Vec<u8>]) -> Result<Option<gix::ObjectId>, GitError> {
+pub fn merge_base(repo: &Repo, revisions: &[Vec<u8>]) -> Result<Option<gix::ObjectId>, GitError> {
+    let repo = repo.gix();
     let mut commits = Vec::with_capacity(revisions.len());
     for rev in revisions {
         let Ok(id) = repo.rev_parse_single(rev.as_bstr()) else { return Ok(None) };

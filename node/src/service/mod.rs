@@ -5,15 +5,23 @@
 //!
 //! `ref` is a Rust keyword, so RefService lives in `refs` once it exists.
 
+mod blob;
+mod commit;
+pub(crate) mod convert;
+mod diff;
+mod refs;
 mod repository;
 mod server;
+pub(crate) mod stream;
 mod unimplemented;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::git::{CommandFactory, Repositories};
-use crate::storage::Storages;
+use crate::git::{CommandFactory, Repo, Repositories};
+use crate::storage::{RepoPath, Storages};
+use cairn_proto::gitaly::Repository;
 use std::sync::Arc;
+use stream::Sink;
 use tonic::codegen::BoxStream;
 
 /// Size of the data chunks streamed back (upstream streams 128 KiB writes).
@@ -38,23 +46,66 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(server_service_server::ServerServiceServer::new(server::ServerService::new(deps)))
         .add_service(repository_service_server::RepositoryServiceServer::new(repository::RepositoryService::new(deps)))
         .add_service(analysis_service_server::AnalysisServiceServer::new(u))
-        .add_service(blob_service_server::BlobServiceServer::new(u))
+        .add_service(blob_service_server::BlobServiceServer::new(blob::BlobService::new(deps)))
         .add_service(cleanup_service_server::CleanupServiceServer::new(u))
         .add_service(raft_service_server::RaftServiceServer::new(u))
-        .add_service(commit_service_server::CommitServiceServer::new(u))
+        .add_service(commit_service_server::CommitServiceServer::new(commit::CommitService::new(deps)))
         .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
-        .add_service(diff_service_server::DiffServiceServer::new(u))
+        .add_service(diff_service_server::DiffServiceServer::new(diff::DiffService::new(deps)))
         .add_service(hook_service_server::HookServiceServer::new(u))
         .add_service(internal_gitaly_server::InternalGitalyServer::new(u))
         .add_service(object_pool_service_server::ObjectPoolServiceServer::new(u))
         .add_service(operation_service_server::OperationServiceServer::new(u))
         .add_service(partition_service_server::PartitionServiceServer::new(u))
         .add_service(praefect_info_service_server::PraefectInfoServiceServer::new(u))
-        .add_service(ref_service_server::RefServiceServer::new(u))
+        .add_service(ref_service_server::RefServiceServer::new(refs::RefService::new(deps)))
         .add_service(remote_service_server::RemoteServiceServer::new(u))
         .add_service(smart_http_service_server::SmartHttpServiceServer::new(u))
         .add_service(ssh_service_server::SshServiceServer::new(u))
         .add_service(ref_transaction_server::RefTransactionServer::new(u))
+}
+
+impl Deps {
+    /// Resolves an existing repository and runs `read` with it opened, on
+    /// the blocking pool (gix is synchronous).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        repository: Option<&Repository>,
+        read: impl FnOnce(&Repo, &RepoPath) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let path = self.storages.repo(repository)?;
+        self.read_at(path, read).await
+    }
+
+    /// Runs `read` on a repository already resolved (for handlers that check
+    /// the repository, then other fields, before doing any work).
+    pub(crate) async fn read_at<T: Send + 'static>(
+        &self,
+        path: RepoPath,
+        read: impl FnOnce(&Repo, &RepoPath) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let repos = self.repos.clone();
+        blocking(move || {
+            let repo = repos.open(&path.path)?;
+            read(&repo, &path)
+        })
+        .await
+    }
+
+    /// A streaming answer from a resolved repository: `produce` runs on the
+    /// blocking pool and sends messages through the sink (bounded, so a slow
+    /// client slows the producer instead of filling memory).
+    pub(crate) fn stream_at<T: Send + 'static>(
+        &self,
+        path: RepoPath,
+        produce: impl FnOnce(&Repo, &RepoPath, &Sink<T>) -> Result<()> + Send + 'static,
+    ) -> BoxStream<T> {
+        let repos = self.repos.clone();
+        stream::blocking_stream(move |sink| {
+            let repo = repos.open(&path.path)?;
+            produce(&repo, &path, sink)
+        })
+    }
 }
 
 /// The correlation id the client sent, for git's `CORRELATION_ID`.

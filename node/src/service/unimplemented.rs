@@ -9,19 +9,15 @@ use cairn_proto::gitaly::*;
 pub(super) struct Unimplemented;
 
 impl analysis_service_server::AnalysisService for Unimplemented {}
-impl blob_service_server::BlobService for Unimplemented {}
 impl cleanup_service_server::CleanupService for Unimplemented {}
 impl raft_service_server::RaftService for Unimplemented {}
-impl commit_service_server::CommitService for Unimplemented {}
 impl conflicts_service_server::ConflictsService for Unimplemented {}
-impl diff_service_server::DiffService for Unimplemented {}
 impl hook_service_server::HookService for Unimplemented {}
 impl internal_gitaly_server::InternalGitaly for Unimplemented {}
 impl object_pool_service_server::ObjectPoolService for Unimplemented {}
 impl operation_service_server::OperationService for Unimplemented {}
 impl partition_service_server::PartitionService for Unimplemented {}
 impl praefect_info_service_server::PraefectInfoService for Unimplemented {}
-impl ref_service_server::RefService for Unimplemented {}
 impl remote_service_server::RemoteService for Unimplemented {}
 impl smart_http_service_server::SmartHttpService for Unimplemented {}
 impl ssh_service_server::SshService for Unimplemented {}

@@ -6,10 +6,15 @@
 mod support;
 
 mod auth;
+mod blob_service;
 mod cli;
+mod commit_service;
 mod compatibility;
+mod diff_service;
 mod hostile_paths;
 mod observability;
+mod ref_service;
+mod repository_reads;
 mod repository_service;
 mod server_service;
 mod unimplemented;

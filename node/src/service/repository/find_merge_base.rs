@@ -4,15 +4,14 @@
 
 use crate::error::{Error, Result};
 use crate::git::repo;
-use crate::service::{Deps, blocking};
+use crate::service::Deps;
 use cairn_proto::gitaly::{FindMergeBaseRequest, FindMergeBaseResponse};
 
 pub(super) async fn handle(deps: &Deps, req: FindMergeBaseRequest) -> Result<FindMergeBaseResponse> {
-    let path = deps.storages.repo(req.repository.as_ref())?.path;
+    let path = deps.storages.repo(req.repository.as_ref())?;
     if req.revisions.len() < 2 {
         return Err(Error::invalid_argument("at least 2 revisions are required"));
     }
-    let repos = deps.repos.clone();
-    let base = blocking(move || Ok(repo::merge_base(&repos.open(&path)?, &req.revisions)?)).await?;
+    let base = deps.read_at(path, move |repo, _| Ok(repo::merge_base(repo, &req.revisions)?)).await?;
     Ok(FindMergeBaseResponse { base: base.map(|id| id.to_string()).unwrap_or_default() })
 }

@@ -29,7 +29,7 @@ pub(super) async fn handle(
     let lookup_path = path.clone();
     let (new, old) = blocking(move || {
         let r = repos.open(&lookup_path)?;
-        let format = repo::object_format(&r);
+        let format = r.object_format();
         let resolve = |rev: &[u8], what: &str| -> Result<String> {
             if format.is_zero_oid(rev) {
                 return Ok(format.zero_oid());

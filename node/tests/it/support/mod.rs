@@ -1,6 +1,7 @@
 //! Test harness: a real node serving the full middleware stack over a Unix
 //! socket in a temporary directory, and clients for it.
 
+pub mod fixture;
 pub mod git;
 
 use cairn_node::config::{Config, Storage};
@@ -36,10 +37,21 @@ impl Node {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a node whose storage is the shared read-only fixture
+    /// (`support::fixture`); address repositories with `fixture::rel`.
+    pub async fn start_on_fixture() -> Self {
+        let storage = fixture::storage().to_owned();
+        Self::start_inner(Some(storage), |_| {}).await
+    }
+
     /// Starts a node whose config `adjust` may change (auth, limits, ...).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_inner(None, adjust).await
+    }
+
+    async fn start_inner(storage: Option<PathBuf>, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage = dir.path().join("storage");
+        let storage = storage.unwrap_or_else(|| dir.path().join("storage"));
         let runtime = dir.path().join("run");
         std::fs::create_dir_all(&storage).expect("mkdir storage");
         std::fs::create_dir_all(&runtime).expect("mkdir runtime");
