@@ -92,7 +92,7 @@ mod tests {
         let g = git_commit(&c);
         assert_eq!(g.subject, b"subject");
         assert_eq!(g.body.len(), MAX_MESSAGE_SIZE);
-        assert_eq!(g.body_size, 20_009);
+        assert_eq!(g.body_size, 20_010);
         assert!(git_commit(&Commit::default()).subject.is_empty());
     }
 }
