@@ -5,14 +5,27 @@
 //! ```text
 //! cairn-load --address unix:/tmp/gitaly.socket --rpc RepositoryExists \
 //!     --repository default:demo.git --concurrency 16 --duration 10s --pid 1234
+//! cairn-load --address unix:/tmp/gitaly.socket --rpc FindCommit --inputs commit-ids.txt ...
 //! ```
+//!
+//! RPCs: ServerInfo, RepositoryExists, FindCommit (inputs: revisions),
+//! TreeEntry, LastCommitForPath (inputs: paths at `--revision`), GetBlob
+//! (inputs: blob ids), GetTreeEntries (inputs: directories at `--revision`),
+//! FindAllBranches, ListCommits (first page of `--revision`). Inputs are used
+//! round-robin so calls do not all hit the same object. With `--pid`, the
+//! server's CPU time per request is reported from `/proc/<pid>/stat`.
 
 use anyhow::{Context as _, bail};
+use cairn_node::client::AuthChannel;
 use cairn_node::client::{DialOptions, dial};
+use cairn_proto::gitaly::blob_service_client::BlobServiceClient;
+use cairn_proto::gitaly::commit_service_client::CommitServiceClient;
+use cairn_proto::gitaly::ref_service_client::RefServiceClient;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::server_service_client::ServerServiceClient;
-use cairn_proto::gitaly::{Repository, RepositoryExistsRequest, ServerInfoRequest};
+use cairn_proto::gitaly::*;
 use clap::Parser;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -21,9 +34,15 @@ struct Args {
     /// Server address: tcp://host:port, tls://host:port or unix:/path.
     #[arg(long)]
     address: String,
-    /// RPC to call: ServerInfo or RepositoryExists.
+    /// RPC to call (see the module docs for the list).
     #[arg(long, default_value = "ServerInfo")]
     rpc: String,
+    /// File with one input per line (revisions, paths or blob ids).
+    #[arg(long)]
+    inputs: Option<std::path::PathBuf>,
+    /// Revision for path-based RPCs and ListCommits.
+    #[arg(long, default_value = "main")]
+    revision: String,
     /// Concurrent streams (each an independent loop of calls).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -63,26 +82,105 @@ fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// One RPC with its clients and round-robin inputs.
 #[derive(Clone)]
-enum Call {
-    ServerInfo(ServerServiceClient<cairn_node::client::AuthChannel>),
-    RepositoryExists(RepositoryServiceClient<cairn_node::client::AuthChannel>, Repository),
+struct Call {
+    rpc: String,
+    repo: Repository,
+    revision: Vec<u8>,
+    inputs: Arc<Vec<String>>,
+    next: usize,
+    server: ServerServiceClient<AuthChannel>,
+    repository: RepositoryServiceClient<AuthChannel>,
+    commit: CommitServiceClient<AuthChannel>,
+    blob: BlobServiceClient<AuthChannel>,
+    refs: RefServiceClient<AuthChannel>,
+}
+
+/// Reads a server stream to its end, failing on any error status.
+async fn drain<T>(stream: tonic::Response<tonic::Streaming<T>>) -> Result<(), tonic::Status> {
+    let mut s = stream.into_inner();
+    while s.message().await?.is_some() {}
+    Ok(())
 }
 
 impl Call {
+    fn input(&mut self) -> Vec<u8> {
+        let i = self.next % self.inputs.len().max(1);
+        self.next = self.next.wrapping_add(1);
+        self.inputs.get(i).map(|s| s.as_bytes().to_vec()).unwrap_or_default()
+    }
+
     async fn once(&mut self) -> Result<(), tonic::Status> {
-        match self {
-            Call::ServerInfo(c) => c.server_info(ServerInfoRequest {}).await.map(|_| ()),
-            Call::RepositoryExists(c, r) => {
-                let exists = c.repository_exists(RepositoryExistsRequest { repository: Some(r.clone()) }).await?;
+        let repository = Some(self.repo.clone());
+        match self.rpc.as_str() {
+            "ServerInfo" => self.server.server_info(ServerInfoRequest {}).await.map(|_| ()),
+            "RepositoryExists" => {
+                let exists = self.repository.repository_exists(RepositoryExistsRequest { repository }).await?;
                 if exists.into_inner().exists {
                     Ok(())
                 } else {
                     Err(tonic::Status::not_found("repository does not exist"))
                 }
             }
+            "FindCommit" => {
+                let revision = self.input();
+                let found =
+                    self.commit.find_commit(FindCommitRequest { repository, revision, trailers: false }).await?;
+                found.into_inner().commit.map(|_| ()).ok_or_else(|| tonic::Status::not_found("commit not found"))
+            }
+            "TreeEntry" => {
+                let path = self.input();
+                let req = TreeEntryRequest { repository, revision: self.revision.clone(), path, limit: 0, max_size: 0 };
+                drain(self.commit.tree_entry(req).await?).await
+            }
+            "LastCommitForPath" => {
+                let path = self.input();
+                let req = LastCommitForPathRequest {
+                    repository,
+                    revision: self.revision.clone(),
+                    path,
+                    ..Default::default()
+                };
+                self.commit.last_commit_for_path(req).await.map(|_| ())
+            }
+            "GetBlob" => {
+                let oid = String::from_utf8_lossy(&self.input()).into_owned();
+                drain(self.blob.get_blob(GetBlobRequest { repository, oid, limit: -1 }).await?).await
+            }
+            "GetTreeEntries" => {
+                let path = self.input();
+                let req =
+                    GetTreeEntriesRequest { repository, revision: self.revision.clone(), path, ..Default::default() };
+                drain(self.commit.get_tree_entries(req).await?).await
+            }
+            "FindAllBranches" => {
+                drain(self.refs.find_all_branches(FindAllBranchesRequest { repository, ..Default::default() }).await?)
+                    .await
+            }
+            "ListCommits" => {
+                let req = ListCommitsRequest {
+                    repository,
+                    revisions: vec![String::from_utf8_lossy(&self.revision).into_owned()],
+                    pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 20 }),
+                    ..Default::default()
+                };
+                drain(self.commit.list_commits(req).await?).await
+            }
+            other => Err(tonic::Status::invalid_argument(format!("unsupported --rpc {other:?}"))),
         }
     }
+}
+
+/// utime + stime of a process, in seconds (Linux reports clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields start after its closing ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -98,27 +196,52 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (storage, path) = args.repository.split_once(':').context("--repository must be storage:path")?;
     let repo = Repository { storage_name: storage.into(), relative_path: path.into(), ..Default::default() };
+    let inputs: Vec<String> = match &args.inputs {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("read {}", p.display()))?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    if matches!(args.rpc.as_str(), "FindCommit" | "TreeEntry" | "LastCommitForPath" | "GetBlob" | "GetTreeEntries")
+        && inputs.is_empty()
+    {
+        bail!("--rpc {} needs --inputs", args.rpc);
+    }
+    let inputs = Arc::new(inputs);
     let mut calls = Vec::new();
-    for _ in 0..args.connections.max(1) {
+    for i in 0..args.connections.max(1) {
         let conn = dial(&args.address, DialOptions { token: args.token.clone(), ..Default::default() })
             .await
             .with_context(|| format!("dial {}", args.address))?;
-        calls.push(match args.rpc.as_str() {
-            "ServerInfo" => Call::ServerInfo(ServerServiceClient::new(conn.channel())),
-            "RepositoryExists" => Call::RepositoryExists(RepositoryServiceClient::new(conn.channel()), repo.clone()),
-            other => bail!("unsupported --rpc {other:?} (ServerInfo, RepositoryExists)"),
+        let ch = conn.channel();
+        calls.push(Call {
+            rpc: args.rpc.clone(),
+            repo: repo.clone(),
+            revision: args.revision.as_bytes().to_vec(),
+            inputs: inputs.clone(),
+            next: i * 7919,
+            server: ServerServiceClient::new(ch.clone()),
+            repository: RepositoryServiceClient::new(ch.clone()),
+            commit: CommitServiceClient::new(ch.clone()),
+            blob: BlobServiceClient::new(ch.clone()),
+            refs: RefServiceClient::new(ch),
         });
     }
     // Fail fast on a misconfigured target rather than measuring errors.
     calls[0].clone().once().await.context("first call")?;
 
     let idle_rss = args.pid.and_then(rss_kib);
+    let mut cpu_start = None;
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let mut workers = Vec::new();
     for i in 0..args.concurrency {
         let mut call = calls[i % calls.len()].clone();
+        call.next = call.next.wrapping_add(i * 104_729);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -139,11 +262,15 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     let mut peak_rss = 0;
+    let mut cpu_end = None;
     if let Some(pid) = args.pid {
+        tokio::time::sleep_until(measure_from.into()).await;
+        cpu_start = cpu_seconds(pid);
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(100)).await;
             peak_rss = peak_rss.max(rss_kib(pid).unwrap_or(0));
         }
+        cpu_end = cpu_seconds(pid);
     }
     let mut all = Vec::new();
     let mut errors = 0;
@@ -163,6 +290,11 @@ async fn main() -> anyhow::Result<()> {
         percentile(&all, 0.99).as_secs_f64() * 1000.0,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     );
+    if let (Some(a), Some(b)) = (cpu_start, cpu_end)
+        && !all.is_empty()
+    {
+        println!("server_cpu={:.2}s server_cpu_per_request={:.4}ms", b - a, (b - a) * 1000.0 / all.len() as f64);
+    }
     if let Some(pid) = args.pid {
         println!(
             "server_rss_idle={} KiB server_rss_peak_under_load={peak_rss} KiB (pid {pid})",
