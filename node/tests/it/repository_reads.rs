@@ -354,6 +354,39 @@ async fn get_archive_rejects_bad_requests_like_upstream() {
     assert_eq!(snapshot(fixture::storage()), before, "nothing written");
 }
 
+#[tokio::test]
+async fn get_archive_honours_export_ignore() {
+    let node = Node::start().await;
+    let r = node.create_repo("ignore.git", Format::Sha1);
+    let blob = |content: &str| git_stdin(Some(&r.path), &["hash-object", "-w", "--stdin"], Some(content.as_bytes()));
+    let tree = |entries: &str| git_stdin(Some(&r.path), &["mktree"], Some(entries.as_bytes()));
+    let attrs = blob("*.secret export-ignore\nhidden/ export-ignore\nkeep/sub export-ignore\n");
+    let (a, s) = (blob("a\n"), blob("s\n"));
+    let hidden = tree(&format!("100644 blob {a}\th.txt\n"));
+    let sub = tree(&format!("100644 blob {s}\ts.txt\n"));
+    let keep = tree(&format!("100644 blob {a}\tk.txt\n100644 blob {s}\tk.secret\n040000 tree {sub}\tsub\n"));
+    let root = tree(&format!(
+        "100644 blob {attrs}\t.gitattributes\n100644 blob {a}\ta.txt\n100644 blob {s}\tx.secret\n040000 tree {hidden}\thidden\n040000 tree {keep}\tkeep\n"
+    ));
+    let commit = r.git(&["commit-tree", &root, "-m", "ignore"]);
+    let mut c = client(&node).await;
+    for path in ["", "keep"] {
+        let req = GetArchiveRequest {
+            repository: Some(node.repo("ignore.git")),
+            commit_id: commit.clone(),
+            path: path.as_bytes().to_vec(),
+            format: ArchiveFormat::Tar.into(),
+            ..Default::default()
+        };
+        let got = tar_members(&archive(&mut c, req.clone()).await.expect("archive"));
+        let args = git_archive_args(&req, "tar");
+        let (want, ok) = git_raw(&r.path, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok);
+        assert_eq!(got, tar_members(&want), "{path:?}");
+        assert!(!got.iter().any(|m| m.name.ends_with(b".secret") || m.name.starts_with(b"/hidden")));
+    }
+}
+
 /// Resident memory of this (test) process in bytes.
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
@@ -814,6 +847,12 @@ async fn get_file_attributes_matches_git_check_attr() {
         (GetFileAttributesRequest { revision: b"--output=/tmp/x".to_vec(), ..base.clone() }, ""),
         (GetFileAttributesRequest { revision: b"does-not-exist".to_vec(), ..base.clone() }, ""),
         (GetFileAttributesRequest { repository: None, ..base.clone() }, ""),
+        (GetFileAttributesRequest { paths: vec!["../x".into()], ..base.clone() }, "outside repository"),
+        (GetFileAttributesRequest { paths: vec!["a/../../x".into()], ..base.clone() }, "outside repository"),
+        (
+            GetFileAttributesRequest { attributes: vec!["bad name!".into()], ..base.clone() },
+            "not a valid attribute name",
+        ),
     ] {
         let e = c.get_file_attributes(req).await.expect_err("invalid");
         assert_eq!(e.code(), Code::InvalidArgument);

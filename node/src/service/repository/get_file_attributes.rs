@@ -3,7 +3,7 @@
 //! --source`). Unspecified attributes are left out.
 
 use crate::error::{Error, Result};
-use crate::git::attributes;
+use crate::git::{attributes, search};
 use crate::service::Deps;
 use cairn_proto::gitaly::get_file_attributes_response::AttributeInfo;
 use cairn_proto::gitaly::{GetFileAttributesRequest, GetFileAttributesResponse};
@@ -26,6 +26,11 @@ pub(super) async fn handle(deps: &Deps, req: GetFileAttributesRequest) -> Result
     }
     if req.paths.iter().any(|p| p.contains('\0')) {
         return Err(Error::invalid_argument("check attr: path with NUL byte not allowed"));
+    }
+    // git check-attr refuses paths outside the repository (and so the
+    // whole request fails upstream).
+    if req.paths.iter().any(|p| p.starts_with('/') || search::clean_path(p.as_bytes()).is_none()) {
+        return Err(Error::invalid_argument("check attr: path is outside repository"));
     }
     deps.read_at(path, move |repo, _| {
         let values = attributes::check(repo, &req.revision, &req.attributes, &req.paths)?
