@@ -156,6 +156,29 @@ fn within(path: &[u8], spec: &[u8]) -> bool {
     spec.is_empty() || path == spec || (path.starts_with(spec) && path.get(spec.len()) == Some(&b'/'))
 }
 
+/// The path of a pathspec after the magic `git ls-tree` accepts (`:/`,
+/// `:(top)`, `:(literal)`; with `--full-tree` all paths are from the top
+/// anyway). `None` for magic it refuses (`:!`, `:(glob)`, `:(icase)`, …),
+/// where git fails and upstream finds nothing.
+fn strip_pathspec_magic(query: &[u8]) -> Option<&[u8]> {
+    let Some(rest) = query.strip_prefix(b":") else { return Some(query) };
+    if let Some(long) = rest.strip_prefix(b"(") {
+        let end = long.iter().position(|b| *b == b')')?;
+        let supported = long[..end].split(|b| *b == b',').all(|m| m == b"top" || m == b"literal" || m.is_empty());
+        return supported.then_some(&long[end + 1..]);
+    }
+    let mut rest = rest;
+    while let Some((&c, tail)) = rest.split_first() {
+        match c {
+            b'/' => rest = tail,
+            b'!' | b'^' => return None,
+            b':' => return Some(tail),
+            _ => break,
+        }
+    }
+    Some(rest)
+}
+
 /// Paths of the files (blobs, symlinks and submodules) of `revision`'s tree
 /// at or below `query`, kept when `filter` matches, skipping the first
 /// `offset` kept paths and stopping after `limit` (0: no limit). A revision
@@ -170,6 +193,7 @@ pub fn files_by_name(
     limit: usize,
 ) -> Result<Vec<Vec<u8>>, GitError> {
     let Some(tree) = resolve_tree(repo, revision)? else { return Ok(Vec::new()) };
+    let Some(query) = strip_pathspec_magic(query) else { return Ok(Vec::new()) };
     let Some(spec) = clean_path(query) else { return Ok(Vec::new()) };
     // `dir/` only matches a directory.
     let dir_only = query.ends_with(b"/") && !spec.is_empty();
@@ -331,6 +355,18 @@ mod tests {
         assert_eq!(clean_path(b""), Some(Vec::new()));
         assert_eq!(clean_path(b".."), None);
         assert_eq!(clean_path(b"a/../../etc"), None);
+    }
+
+    #[test]
+    fn pathspec_magic_as_ls_tree_takes_it() {
+        assert_eq!(strip_pathspec_magic(b"src"), Some(&b"src"[..]));
+        assert_eq!(strip_pathspec_magic(b":/src"), Some(&b"src"[..]));
+        assert_eq!(strip_pathspec_magic(b"::src"), Some(&b"src"[..]));
+        assert_eq!(strip_pathspec_magic(b":src"), Some(&b"src"[..]));
+        assert_eq!(strip_pathspec_magic(b":(top,literal)src"), Some(&b"src"[..]));
+        assert_eq!(strip_pathspec_magic(b":!src"), None);
+        assert_eq!(strip_pathspec_magic(b":(glob)*.rs"), None);
+        assert_eq!(strip_pathspec_magic(b":(icase"), None);
     }
 
     #[test]

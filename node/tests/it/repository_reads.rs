@@ -492,6 +492,9 @@ async fn search_files_by_name_matches_git_ls_tree() {
             ("docs", "v1.1"),
             ("a/b", "main:deep"),
             ("./deep/../src", "main"),
+            (":/src", "main"),
+            (":(top)deep", "main"),
+            (":/", "main"),
         ] {
             let got = by_name(&mut c, req(query, reference)).await.expect("search");
             assert_eq!(got, git_ls_files(format, reference, query), "{query} at {reference}");
@@ -522,6 +525,10 @@ async fn search_files_by_name_matches_git_ls_tree() {
         assert!(by_name(&mut c, req(".", "does-not-exist")).await.expect("missing ref").is_empty());
         assert!(by_name(&mut c, req("../..", "main")).await.expect("escaping query").is_empty());
         assert!(by_name(&mut c, req("-dashed", "main")).await.expect("dashed query").is_empty());
+        // Pathspec magic ls-tree refuses makes git fail: nothing found.
+        for query in [":!src", ":(glob)src/*.rs", ":(icase)SRC"] {
+            assert!(by_name(&mut c, req(query, "main")).await.expect("refused magic").is_empty(), "{query}");
+        }
     }
     let req = |query: &str, reference: &str, filter: &str| SearchFilesByNameRequest {
         repository: repo(Format::Sha1, "fixture"),
