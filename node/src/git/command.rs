@@ -25,6 +25,8 @@ pub enum Subcommand {
     SymbolicRef,
     RevParse,
     Config,
+    Bundle,
+    RevList,
 }
 
 impl Subcommand {
@@ -36,6 +38,8 @@ impl Subcommand {
             Self::SymbolicRef => "symbolic-ref",
             Self::RevParse => "rev-parse",
             Self::Config => "config",
+            Self::Bundle => "bundle",
+            Self::RevList => "rev-list",
         })
     }
 
@@ -322,6 +326,71 @@ impl CommandFactory {
         }
         let out = child.wait_with_output().await.map_err(|source| CommandError::Io { subcommand: name, source })?;
         finish(name, out)
+    }
+}
+
+/// A git process whose stdout the caller streams (see [`CommandFactory::spawn`]).
+#[derive(Debug)]
+pub struct Running {
+    name: &'static str,
+    child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+/// Most stderr kept from a streaming command (for the error message).
+const MAX_STDERR: usize = 64 * 1024;
+
+impl CommandFactory {
+    /// Starts `cmd` with its stdout left to the caller (for output too large
+    /// to collect, such as bundles). stderr is drained in the background.
+    /// Dropping the [`Running`] kills the process.
+    pub fn spawn(&self, cmd: GitCommand, correlation_id: Option<&str>) -> Result<Running, CommandError> {
+        use tokio::io::AsyncReadExt as _;
+        let name = cmd.subcommand_name();
+        let mut command = self.build(&cmd, correlation_id);
+        let mut child = command.spawn().map_err(|source| CommandError::Spawn { subcommand: name, source })?;
+        self.inner.spawned.fetch_add(1, Ordering::Relaxed);
+        if let Some(input) = cmd.stdin {
+            let mut stdin = child.stdin.take().expect("stdin was piped");
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&input).await;
+            });
+        }
+        let mut err = child.stderr.take().expect("stderr was piped");
+        let stderr = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let room = MAX_STDERR.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            kept
+        });
+        Ok(Running { name, child, stderr })
+    }
+}
+
+impl Running {
+    /// The process's stdout (once).
+    pub fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Waits for the exit; a non-zero exit is [`CommandError::Failed`].
+    pub async fn wait(mut self) -> Result<(), CommandError> {
+        let status = self.child.wait().await.map_err(|source| CommandError::Io { subcommand: self.name, source })?;
+        let stderr = (&mut self.stderr).await.unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        Err(CommandError::Failed {
+            subcommand: self.name,
+            code: status.code(),
+            stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+        })
     }
 }
 

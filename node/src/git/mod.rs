@@ -5,14 +5,21 @@
 //! Nothing here knows about gRPC: functions take paths and bytes and return
 //! plain Rust types and [`GitError`].
 
+pub mod archive;
+pub mod attributes;
+pub mod bundle;
 pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod license;
 pub mod lifecycle;
 pub mod objects;
+pub mod objects_size;
+pub mod raw_changes;
 pub mod refs;
 pub mod repo;
+pub mod search;
 pub mod stats;
 pub mod trailers;
 

@@ -3,14 +3,21 @@
 
 mod calculate_checksum;
 mod config;
+mod create_bundle;
 mod create_repository;
 mod custom_hooks;
+mod find_license;
 mod find_merge_base;
+mod get_archive;
+mod get_file_attributes;
+mod get_raw_changes;
 mod has_local_branches;
 mod object_format;
+mod objects_size;
 mod remove_repository;
 mod repository_exists;
 mod repository_info;
+mod search_files;
 mod size;
 mod write_ref;
 
@@ -140,6 +147,52 @@ impl repository_service_server::RepositoryService for RepositoryService {
     ) -> StreamResult<BackupCustomHooksResponse> {
         let repo = req.into_inner().repository;
         respond(custom_hooks::get(&self.deps, repo, |data| BackupCustomHooksResponse { data }).await)
+    }
+
+    async fn get_archive(&self, req: Request<GetArchiveRequest>) -> StreamResult<GetArchiveResponse> {
+        respond(get_archive::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn search_files_by_name(
+        &self,
+        req: Request<SearchFilesByNameRequest>,
+    ) -> StreamResult<SearchFilesByNameResponse> {
+        respond(search_files::by_name(&self.deps, req.into_inner()).await)
+    }
+
+    async fn search_files_by_content(
+        &self,
+        req: Request<SearchFilesByContentRequest>,
+    ) -> StreamResult<SearchFilesByContentResponse> {
+        respond(search_files::by_content(&self.deps, req.into_inner()).await)
+    }
+
+    async fn find_license(&self, req: Request<FindLicenseRequest>) -> Result<Response<FindLicenseResponse>, Status> {
+        respond(find_license::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn get_file_attributes(
+        &self,
+        req: Request<GetFileAttributesRequest>,
+    ) -> Result<Response<GetFileAttributesResponse>, Status> {
+        respond(get_file_attributes::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn get_raw_changes(&self, req: Request<GetRawChangesRequest>) -> StreamResult<GetRawChangesResponse> {
+        respond(get_raw_changes::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn create_bundle(&self, req: Request<CreateBundleRequest>) -> StreamResult<CreateBundleResponse> {
+        let cid = correlation_id(&req);
+        respond(create_bundle::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn objects_size(
+        &self,
+        req: Request<Streaming<ObjectsSizeRequest>>,
+    ) -> Result<Response<ObjectsSizeResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(objects_size::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
     }
 }
 
