@@ -13,6 +13,7 @@ mod compatibility;
 mod diff_service;
 mod hostile_paths;
 mod observability;
+mod read_freshness;
 mod ref_service;
 mod repository_reads;
 mod repository_service;
