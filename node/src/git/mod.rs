@@ -5,12 +5,15 @@
 //! Nothing here knows about gRPC: functions take paths and bytes and return
 //! plain Rust types and [`GitError`].
 
+pub mod blob;
 pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod lfs;
 pub mod lifecycle;
 pub mod objects;
+pub mod references;
 pub mod refs;
 pub mod repo;
 pub mod stats;
