@@ -95,13 +95,15 @@ pub fn tree_entry(repo: &Repo, revision: &[u8], path: &[u8]) -> Result<Option<Tr
     let Some(start) = objects::resolve(repo, revision) else { return Ok(None) };
     let mut tree = match objects::peel_to(repo, start, Kind::Tree)? {
         Some(tree) => tree,
-        None => match objects::peel_to(repo, start, Kind::Commit)?.map(|c| objects::read(repo, c)).transpose()?.flatten() {
-            Some(c) => match objects::parse_oid(repo, objects::parse_commit(&c.id, &c.data).tree.as_bytes()) {
-                Some(tree) => tree,
+        None => {
+            match objects::peel_to(repo, start, Kind::Commit)?.map(|c| objects::read(repo, c)).transpose()?.flatten() {
+                Some(c) => match objects::parse_oid(repo, objects::parse_commit(&c.id, &c.data).tree.as_bytes()) {
+                    Some(tree) => tree,
+                    None => return Ok(None),
+                },
                 None => return Ok(None),
-            },
-            None => return Ok(None),
-        },
+            }
+        }
     };
     let hash = repo.gix().object_hash();
     let mut components = path.split(|b| *b == b'/').peekable();
@@ -149,7 +151,11 @@ pub struct ObjectReader {
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader").field("id", &self.id).field("kind", &self.kind).field("size", &self.size).finish()
+        f.debug_struct("ObjectReader")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -445,6 +451,9 @@ mod tests {
         assert_eq!(resolve(&repo, prefix.as_bytes()), Resolved::Ambiguous);
         assert_eq!(resolve(&repo, b"does-not-exist"), Resolved::Missing);
         let unique = &seen[&prefix];
-        assert_eq!(resolve(&repo, &unique.as_bytes()[..12]), Resolved::Found(ObjectId::from_hex(unique.as_bytes()).expect("hex")));
+        assert_eq!(
+            resolve(&repo, &unique.as_bytes()[..12]),
+            Resolved::Found(ObjectId::from_hex(unique.as_bytes()).expect("hex"))
+        );
     }
 }

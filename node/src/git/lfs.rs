@@ -69,7 +69,7 @@ mod tests {
         assert!(is_pointer(format!("version https://git-lfs.github.com/spec/v1\nsize 1\noid sha256:{OID}").as_bytes()));
         for bad in [
             format!("version https://git-lfs.github.com/spec/v1\noid sha256:{OID}\n"),
-            format!("version https://git-lfs.github.com/spec/v1\nsize 12\n"),
+            "version https://git-lfs.github.com/spec/v1\nsize 12\n".to_owned(),
             format!("version https://hawser.github.com/spec/v1\noid sha256:{OID}\nsize 12\n"),
             format!(" version https://git-lfs.github.com/spec/v1\noid sha256:{OID}\nsize 12\n"),
             format!("version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 12\n", OID.to_uppercase()),

@@ -60,9 +60,11 @@ async fn get_blob_matches_git() {
         for path in ["README.md", "files/large.bin", "link", "bin/run.sh", "files/lfs.bin", "LICENSE"] {
             let oid = fgit(format, "fixture", &["rev-parse", &format!("main:{path}")]);
             let want = git_bytes(&dir, &["cat-file", "blob", &oid]);
-            let msgs = all(c.get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: -1 }).await)
-                .await
-                .expect("get blob");
+            let msgs = all(c
+                .get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: -1 })
+                .await)
+            .await
+            .expect("get blob");
             assert_eq!((msgs[0].size as usize, msgs[0].oid.as_str()), (want.len(), oid.as_str()), "{path}");
             assert!(msgs[1..].iter().all(|m| m.size == 0 && m.oid.is_empty()), "size and oid only come first");
             assert!(msgs.iter().all(|m| m.data.len() <= CHUNK && !m.data.is_empty()));
@@ -70,22 +72,25 @@ async fn get_blob_matches_git() {
             assert_eq!(msgs.iter().flat_map(|m| m.data.clone()).collect::<Vec<_>>(), want, "{path}");
 
             // limit 0: only the header; a positive limit truncates.
-            let header = all(c.get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: 0 }).await)
-                .await
-                .expect("header");
+            let header = all(c
+                .get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: 0 })
+                .await)
+            .await
+            .expect("header");
             assert_eq!(header.len(), 1);
             assert_eq!((header[0].size as usize, &header[0].oid, header[0].data.is_empty()), (want.len(), &oid, true));
-            let ten = all(c.get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: 10 }).await)
-                .await
-                .expect("ten");
+            let ten = all(c
+                .get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.clone(), limit: 10 })
+                .await)
+            .await
+            .expect("ten");
             assert_eq!(ten.iter().flat_map(|m| m.data.clone()).collect::<Vec<_>>(), want[..10.min(want.len())]);
             assert_eq!(ten[0].size as usize, want.len());
         }
         // Any revision git's object reader takes, as upstream passes it on.
-        let by_path = all(
-            c.get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: "v1.0:CHANGELOG".into(), limit: -1 })
-                .await,
-        )
+        let by_path = all(c
+            .get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: "v1.0:CHANGELOG".into(), limit: -1 })
+            .await)
         .await
         .expect("by revision:path");
         assert_eq!(by_path[0].oid, fgit(format, "fixture", &["rev-parse", "v1.0:CHANGELOG"]));
@@ -95,31 +100,41 @@ async fn get_blob_matches_git() {
         let tree = fgit(format, "fixture", &["rev-parse", "main^{tree}"]);
         let missing = format.zero_oid_like();
         for oid in [missing.as_str(), tree.as_str(), "main", "v1.0", "does-not-exist", "--output=/tmp/cairn-x", "-n1"] {
-            let msgs = all(c.get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.into(), limit: -1 }).await)
-                .await
-                .expect("empty answer");
+            let msgs = all(c
+                .get_blob(GetBlobRequest { repository: repo(format, "fixture"), oid: oid.into(), limit: -1 })
+                .await)
+            .await
+            .expect("empty answer");
             assert_eq!(msgs, vec![GetBlobResponse::default()], "{oid}");
         }
     }
     assert!(!Path::new("/tmp/cairn-x").exists());
-    let e = all(c.get_blob(GetBlobRequest { repository: repo(Format::Sha1, "fixture"), oid: String::new(), limit: -1 }).await)
-        .await
-        .expect_err("empty oid");
+    let e = all(c
+        .get_blob(GetBlobRequest { repository: repo(Format::Sha1, "fixture"), oid: String::new(), limit: -1 })
+        .await)
+    .await
+    .expect_err("empty oid");
     assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "empty Oid"));
-    let e = all(c.get_blob(GetBlobRequest { repository: None, oid: "x".into(), limit: -1 }).await).await.expect_err("no repo");
-    assert_eq!(e.code(), Code::InvalidArgument);
-    let e = all(c.get_blob(GetBlobRequest { repository: repo(Format::Sha1, "nope"), oid: "x".into(), limit: -1 }).await)
+    let e = all(c.get_blob(GetBlobRequest { repository: None, oid: "x".into(), limit: -1 }).await)
         .await
-        .expect_err("missing repo");
+        .expect_err("no repo");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e =
+        all(c.get_blob(GetBlobRequest { repository: repo(Format::Sha1, "nope"), oid: "x".into(), limit: -1 }).await)
+            .await
+            .expect_err("missing repo");
     assert_eq!(e.code(), Code::NotFound);
-    let e = all(
-        c.get_blob(GetBlobRequest {
-            repository: Some(Repository { storage_name: "default".into(), relative_path: "../etc".into(), ..Default::default() }),
+    let e = all(c
+        .get_blob(GetBlobRequest {
+            repository: Some(Repository {
+                storage_name: "default".into(),
+                relative_path: "../etc".into(),
+                ..Default::default()
+            }),
             oid: "x".into(),
             limit: -1,
         })
-        .await,
-    )
+        .await)
     .await
     .expect_err("escaping path");
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -172,15 +187,19 @@ async fn ambiguous_short_ids_fail_like_upstream() {
         }
         let before = snapshot(&r.path);
         // git's object reader cannot answer an ambiguous name: upstream fails.
-        let e = all(c.get_blob(GetBlobRequest { repository: Some(node.repo(&name)), oid: prefix.clone(), limit: -1 }).await)
-            .await
-            .expect_err("ambiguous");
+        let e = all(c
+            .get_blob(GetBlobRequest { repository: Some(node.repo(&name)), oid: prefix.clone(), limit: -1 })
+            .await)
+        .await
+        .expect_err("ambiguous");
         assert_eq!(e.code(), Code::Internal, "{}", e.message());
         // A longer, unique prefix works.
         let unique = git_stdin(Some(&r.path), &["hash-object", "--stdin"], Some(&a));
-        let msgs = all(c.get_blob(GetBlobRequest { repository: Some(node.repo(&name)), oid: unique[..12].into(), limit: -1 }).await)
-            .await
-            .expect("unique prefix");
+        let msgs = all(c
+            .get_blob(GetBlobRequest { repository: Some(node.repo(&name)), oid: unique[..12].into(), limit: -1 })
+            .await)
+        .await
+        .expect("unique prefix");
         assert_eq!((msgs[0].oid.as_str(), msgs[0].data.as_slice()), (unique.as_str(), a.as_slice()));
         assert_eq!(snapshot(&r.path), before, "nothing written");
     }
@@ -225,10 +244,9 @@ async fn get_blobs_matches_git() {
             rp("main", ""),
             rp("main", "README.md/x"),
         ];
-        let msgs = all(
-            c.get_blobs(GetBlobsRequest { repository: repo(format, "fixture"), revision_paths: asks.clone(), limit: -1 })
-                .await,
-        )
+        let msgs = all(c
+            .get_blobs(GetBlobsRequest { repository: repo(format, "fixture"), revision_paths: asks.clone(), limit: -1 })
+            .await)
         .await
         .expect("get blobs");
         // Group continuation messages (no revision) with their entry.
@@ -248,7 +266,8 @@ async fn get_blobs_matches_git() {
             let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path.as_str() };
             assert_eq!(got.path, trimmed.as_bytes(), "path echoed, trailing slash trimmed");
             let clean = !trimmed.is_empty() && trimmed.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-            let want = if clean && ask.revision != "does-not-exist" { ls_tree(format, &ask.revision, trimmed) } else { None };
+            let want =
+                if clean && ask.revision != "does-not-exist" { ls_tree(format, &ask.revision, trimmed) } else { None };
             let Some((mode, kind, oid)) = want else {
                 assert_eq!(got.oid, "", "{path}: not found");
                 assert_eq!((got.mode, got.size, got.data.len(), got.r#type), (0, 0, 0, 0), "{path}");
@@ -274,14 +293,13 @@ async fn get_blobs_matches_git() {
         }
         // Limits: 0 sends no data, a positive limit truncates.
         for (limit, want) in [(0usize, 0usize), (5, 5), (100_000_000, 1_572_864)] {
-            let msgs = all(
-                c.get_blobs(GetBlobsRequest {
+            let msgs = all(c
+                .get_blobs(GetBlobsRequest {
                     repository: repo(format, "fixture"),
                     revision_paths: vec![rp("main", "files/large.bin")],
                     limit: limit as i64,
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("limited");
             assert_eq!(msgs[0].size, 1_572_864);
@@ -291,21 +309,22 @@ async fn get_blobs_matches_git() {
     }
     let before = snapshot(&fixture::path(Format::Sha1, "fixture"));
     for bad in ["--output=/tmp/cairn-blobs", "-n1", "", "main:README.md", "a b"] {
-        let e = all(
-            c.get_blobs(GetBlobsRequest {
+        let e = all(c
+            .get_blobs(GetBlobsRequest {
                 repository: repo(Format::Sha1, "fixture"),
                 revision_paths: vec![rp(bad, "README.md")],
                 limit: -1,
             })
-            .await,
-        )
+            .await)
         .await
         .expect_err("invalid revision");
         assert_eq!(e.code(), Code::InvalidArgument, "{bad:?}");
     }
-    let e = all(c.get_blobs(GetBlobsRequest { repository: repo(Format::Sha1, "fixture"), revision_paths: vec![], limit: -1 }).await)
-        .await
-        .expect_err("no paths");
+    let e = all(c
+        .get_blobs(GetBlobsRequest { repository: repo(Format::Sha1, "fixture"), revision_paths: vec![], limit: -1 })
+        .await)
+    .await
+    .expect_err("no paths");
     assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "empty RevisionPaths"));
     assert_eq!(snapshot(&fixture::path(Format::Sha1, "fixture")), before);
     assert!(!Path::new("/tmp/cairn-blobs").exists());
@@ -435,7 +454,10 @@ async fn list_blobs_walks_like_rev_list() {
         assert!(got.iter().zip(&want).all(|(g, (oid, path))| &g.oid == oid && g.path == path.as_bytes()));
         let want = rev_list_blobs(&fixture::path(format, "long"), &["main", "^r5000"]);
         let got = list_blobs(&mut c, repo(format, "long"), &["main", "^r5000"], 0, 0).await.expect("range");
-        assert_eq!(got.iter().map(|b| b.oid.clone()).collect::<Vec<_>>(), want.into_iter().map(|w| w.0).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|b| b.oid.clone()).collect::<Vec<_>>(),
+            want.into_iter().map(|w| w.0).collect::<Vec<_>>()
+        );
     }
     // Bad input.
     let before = snapshot(&fixture::path(Format::Sha1, "fixture"));
@@ -475,7 +497,8 @@ async fn list_all_blobs_lists_the_object_database() {
     for format in FORMATS {
         let dir = fixture::path(format, "fixture");
         let req = |limit, bytes_limit| ListAllBlobsRequest { repository: repo(format, "fixture"), limit, bytes_limit };
-        let got: Vec<_> = all(c.list_all_blobs(req(0, 0)).await).await.expect("all").into_iter().flat_map(|m| m.blobs).collect();
+        let got: Vec<_> =
+            all(c.list_all_blobs(req(0, 0)).await).await.expect("all").into_iter().flat_map(|m| m.blobs).collect();
         let got_set: BTreeSet<(String, i64)> = got.iter().map(|b| (b.oid.clone(), b.size)).collect();
         assert_eq!(got.len(), got_set.len(), "each blob once");
         assert_eq!(got_set, all_blobs(&dir));
@@ -488,11 +511,16 @@ async fn list_all_blobs_lists_the_object_database() {
         }
         let whole: Vec<_> =
             all(c.list_all_blobs(req(0, -1)).await).await.expect("whole").into_iter().flat_map(|m| m.blobs).collect();
-        assert_eq!(whole.iter().map(|b| b.data.len()).sum::<usize>(), all_blobs(&dir).iter().map(|b| b.1 as usize).sum::<usize>());
+        assert_eq!(
+            whole.iter().map(|b| b.data.len()).sum::<usize>(),
+            all_blobs(&dir).iter().map(|b| b.1 as usize).sum::<usize>()
+        );
     }
-    let empty = all(c.list_all_blobs(ListAllBlobsRequest { repository: repo(Format::Sha1, "empty"), limit: 0, bytes_limit: 0 }).await)
-        .await
-        .expect("empty");
+    let empty = all(c
+        .list_all_blobs(ListAllBlobsRequest { repository: repo(Format::Sha1, "empty"), limit: 0, bytes_limit: 0 })
+        .await)
+    .await
+    .expect("empty");
     assert!(empty.iter().all(|m| m.blobs.is_empty()));
     let e = all(c.list_all_blobs(ListAllBlobsRequest { repository: None, limit: 0, bytes_limit: 0 }).await)
         .await
@@ -505,11 +533,18 @@ async fn list_all_blobs_lists_the_object_database() {
 fn quarantined(node: &Node, format: Format) -> (String, String) {
     let copy = fixture::copy_repo(&node.storage, format, "fixture");
     let scratch = TestRepo::create(node.dir.path(), &format!("scratch-{}.git", format.name()), format);
-    let blob = git_stdin(Some(&scratch.path), &["hash-object", "-w", "--stdin"], Some(LFS_POINTER.replace("12345", "777").as_bytes()));
+    let blob = git_stdin(
+        Some(&scratch.path),
+        &["hash-object", "-w", "--stdin"],
+        Some(LFS_POINTER.replace("12345", "777").as_bytes()),
+    );
     let quarantine = copy.join("objects/incoming-test");
     std::fs::create_dir_all(quarantine.join(&blob[..2])).expect("mkdir");
-    std::fs::copy(scratch.path.join("objects").join(&blob[..2]).join(&blob[2..]), quarantine.join(&blob[..2]).join(&blob[2..]))
-        .expect("copy object");
+    std::fs::copy(
+        scratch.path.join("objects").join(&blob[..2]).join(&blob[2..]),
+        quarantine.join(&blob[..2]).join(&blob[2..]),
+    )
+    .expect("copy object");
     (rel(format, "fixture"), blob)
 }
 
@@ -521,19 +556,21 @@ async fn list_all_in_a_quarantine() {
         let (relative, blob) = quarantined(&node, format);
         let mut q = node.repo(&relative);
         q.git_object_directory = "objects/incoming-test".into();
-        let got: Vec<_> = all(c.list_all_blobs(ListAllBlobsRequest { repository: Some(q.clone()), limit: 0, bytes_limit: 0 }).await)
-            .await
-            .expect("quarantine only")
-            .into_iter()
-            .flat_map(|m| m.blobs)
-            .collect();
+        let got: Vec<_> =
+            all(c.list_all_blobs(ListAllBlobsRequest { repository: Some(q.clone()), limit: 0, bytes_limit: 0 }).await)
+                .await
+                .expect("quarantine only")
+                .into_iter()
+                .flat_map(|m| m.blobs)
+                .collect();
         assert_eq!(got.iter().map(|b| b.oid.as_str()).collect::<Vec<_>>(), vec![blob.as_str()]);
-        let pointers: Vec<_> = all(c.list_all_lfs_pointers(ListAllLfsPointersRequest { repository: Some(q.clone()), limit: 0 }).await)
-            .await
-            .expect("pointers")
-            .into_iter()
-            .flat_map(|m| m.lfs_pointers)
-            .collect();
+        let pointers: Vec<_> =
+            all(c.list_all_lfs_pointers(ListAllLfsPointersRequest { repository: Some(q.clone()), limit: 0 }).await)
+                .await
+                .expect("pointers")
+                .into_iter()
+                .flat_map(|m| m.lfs_pointers)
+                .collect();
         assert_eq!(pointers.len(), 1);
         assert_eq!((pointers[0].oid.as_str(), pointers[0].file_size), (blob.as_str(), 777));
         q.git_alternate_object_directories = vec!["objects".into()];
@@ -563,13 +600,12 @@ async fn lfs_pointers_as_upstream_detects_them() {
             assert_eq!(p.file_size, 12345);
             assert_eq!(p.file_oid, b"4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393");
         };
-        let got: Vec<_> = all(
-            c.get_lfs_pointers(GetLfsPointersRequest {
+        let got: Vec<_> = all(c
+            .get_lfs_pointers(GetLfsPointersRequest {
                 repository: repo(format, "fixture"),
                 blob_ids: vec![readme.clone(), pointer.clone(), tree.clone()],
             })
-            .await,
-        )
+            .await)
         .await
         .expect("get")
         .into_iter()
@@ -577,23 +613,24 @@ async fn lfs_pointers_as_upstream_detects_them() {
         .collect();
         assert_eq!(got.len(), 1);
         check(&got[0]);
-        let e = all(
-            c.get_lfs_pointers(GetLfsPointersRequest { repository: repo(format, "fixture"), blob_ids: vec![format.zero_oid_like()] })
-                .await,
-        )
+        let e = all(c
+            .get_lfs_pointers(GetLfsPointersRequest {
+                repository: repo(format, "fixture"),
+                blob_ids: vec![format.zero_oid_like()],
+            })
+            .await)
         .await
         .expect_err("missing blob");
         assert_eq!(e.code(), Code::Internal);
 
         for revisions in [vec!["--all"], vec!["feature"], vec!["main"], vec!["main", "--not", "feature"]] {
-            let got: Vec<_> = all(
-                c.list_lfs_pointers(ListLfsPointersRequest {
+            let got: Vec<_> = all(c
+                .list_lfs_pointers(ListLfsPointersRequest {
                     repository: repo(format, "fixture"),
                     revisions: revisions.iter().map(|s| (*s).to_owned()).collect(),
                     limit: 0,
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("list")
             .into_iter()
@@ -606,12 +643,14 @@ async fn lfs_pointers_as_upstream_detects_them() {
                 check(&got[0]);
             }
         }
-        let got: Vec<_> = all(c.list_all_lfs_pointers(ListAllLfsPointersRequest { repository: repo(format, "fixture"), limit: 0 }).await)
-            .await
-            .expect("all")
-            .into_iter()
-            .flat_map(|m| m.lfs_pointers)
-            .collect();
+        let got: Vec<_> = all(c
+            .list_all_lfs_pointers(ListAllLfsPointersRequest { repository: repo(format, "fixture"), limit: 0 })
+            .await)
+        .await
+        .expect("all")
+        .into_iter()
+        .flat_map(|m| m.lfs_pointers)
+        .collect();
         assert_eq!(got.len(), 1);
         check(&got[0]);
     }
@@ -626,34 +665,45 @@ async fn lfs_pointers_as_upstream_detects_them() {
     files.push(("big".into(), format!("{LFS_POINTER}{}\n", "x".repeat(200))));
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     r.commit_on("main", &refs, "pointers");
-    let list = |limit| ListLfsPointersRequest { repository: Some(node.repo("lfs.git")), revisions: vec!["main".into()], limit };
-    let got: Vec<_> = all(c.list_lfs_pointers(list(0)).await).await.expect("list").into_iter().flat_map(|m| m.lfs_pointers).collect();
+    let list = |limit| ListLfsPointersRequest {
+        repository: Some(node.repo("lfs.git")),
+        revisions: vec!["main".into()],
+        limit,
+    };
+    let got: Vec<_> =
+        all(c.list_lfs_pointers(list(0)).await).await.expect("list").into_iter().flat_map(|m| m.lfs_pointers).collect();
     assert_eq!(got.len(), 5, "the 200+ byte one is no pointer");
-    let got: Vec<_> = all(c.list_lfs_pointers(list(2)).await).await.expect("list").into_iter().flat_map(|m| m.lfs_pointers).collect();
+    let got: Vec<_> =
+        all(c.list_lfs_pointers(list(2)).await).await.expect("list").into_iter().flat_map(|m| m.lfs_pointers).collect();
     assert_eq!(got.len(), 2);
-    let got: Vec<_> = all(c.list_all_lfs_pointers(ListAllLfsPointersRequest { repository: Some(node.repo("lfs.git")), limit: 3 }).await)
-        .await
-        .expect("all")
-        .into_iter()
-        .flat_map(|m| m.lfs_pointers)
-        .collect();
+    let got: Vec<_> = all(c
+        .list_all_lfs_pointers(ListAllLfsPointersRequest { repository: Some(node.repo("lfs.git")), limit: 3 })
+        .await)
+    .await
+    .expect("all")
+    .into_iter()
+    .flat_map(|m| m.lfs_pointers)
+    .collect();
     assert_eq!(got.len(), 3);
-    for (bad, code) in [(vec![], Code::InvalidArgument), (vec!["-n1"], Code::InvalidArgument), (vec!["nope"], Code::Internal)] {
-        let e = all(
-            c.list_lfs_pointers(ListLfsPointersRequest {
+    for (bad, code) in
+        [(vec![], Code::InvalidArgument), (vec!["-n1"], Code::InvalidArgument), (vec!["nope"], Code::Internal)]
+    {
+        let e = all(c
+            .list_lfs_pointers(ListLfsPointersRequest {
                 repository: Some(node.repo("lfs.git")),
                 revisions: bad.iter().map(|s| (*s).to_owned()).collect(),
                 limit: 0,
             })
-            .await,
-        )
+            .await)
         .await
         .expect_err("bad revisions");
         assert_eq!(e.code(), code, "{bad:?}");
     }
-    let e = all(c.get_lfs_pointers(GetLfsPointersRequest { repository: Some(node.repo("lfs.git")), blob_ids: vec![] }).await)
-        .await
-        .expect_err("no ids");
+    let e = all(c
+        .get_lfs_pointers(GetLfsPointersRequest { repository: Some(node.repo("lfs.git")), blob_ids: vec![] })
+        .await)
+    .await
+    .expect_err("no ids");
     assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "empty BlobIds"));
 }
 
@@ -737,7 +787,11 @@ async fn get_blob_streams_200_mib_in_bounded_memory() {
     let channel = crate::support::unix_channel(&socket).await;
     let mut c = BlobServiceClient::new(channel).max_decoding_message_size(4 << 20);
     let request = || GetBlobRequest {
-        repository: Some(Repository { storage_name: "default".into(), relative_path: "big.git".into(), ..Default::default() }),
+        repository: Some(Repository {
+            storage_name: "default".into(),
+            relative_path: "big.git".into(),
+            ..Default::default()
+        }),
         oid: oid.clone(),
         limit: -1,
     };
@@ -771,7 +825,10 @@ async fn get_blob_streams_200_mib_in_bounded_memory() {
         assert_eq!(hex::encode(sha1::Digest::finalize(got)), oid, "{stage}: same bytes as git hash-object");
         let after = memory_kib(pid, "VmHWM:");
         let rss = memory_kib(pid, "VmRSS:");
-        eprintln!("{stage}: node VmHWM {before} KiB before, {after} KiB after (grew {} KiB), VmRSS {rss} KiB", after - before);
+        eprintln!(
+            "{stage}: node VmHWM {before} KiB before, {after} KiB after (grew {} KiB), VmRSS {rss} KiB",
+            after - before
+        );
         assert!(
             after.saturating_sub(before) < 32 * 1024,
             "{stage}: peak resident memory grew by {} KiB (before {before} KiB, after {after} KiB, now {rss} KiB)",

@@ -51,14 +51,20 @@ async fn default_branch_name_follows_upstream_rules() {
     for format in FORMATS {
         for head_only in [false, true] {
             let got = c
-                .find_default_branch_name(FindDefaultBranchNameRequest { repository: repo(format, "fixture"), head_only })
+                .find_default_branch_name(FindDefaultBranchNameRequest {
+                    repository: repo(format, "fixture"),
+                    head_only,
+                })
                 .await
                 .expect("default branch")
                 .into_inner();
             assert_eq!(got.name, b"refs/heads/main");
         }
         let empty = c
-            .find_default_branch_name(FindDefaultBranchNameRequest { repository: repo(format, "empty"), head_only: false })
+            .find_default_branch_name(FindDefaultBranchNameRequest {
+                repository: repo(format, "empty"),
+                head_only: false,
+            })
             .await
             .expect("empty")
             .into_inner();
@@ -99,18 +105,28 @@ async fn local_branches_sorted_and_paginated() {
                 sort_by: sort.into(),
                 pagination_params: None,
             };
-            let got: Vec<Branch> =
-                all(c.find_local_branches(req).await).await.expect("branches").into_iter().flat_map(|m| m.local_branches).collect();
-            let want = for_each_ref(format, "fixture", "%(refname) %(objectname)", &[&format!("--sort={key}"), "refs/heads"]);
+            let got: Vec<Branch> = all(c.find_local_branches(req).await)
+                .await
+                .expect("branches")
+                .into_iter()
+                .flat_map(|m| m.local_branches)
+                .collect();
+            let want =
+                for_each_ref(format, "fixture", "%(refname) %(objectname)", &[&format!("--sort={key}"), "refs/heads"]);
             let got_lines: Vec<String> = got
                 .iter()
-                .map(|b| format!("{} {}", String::from_utf8_lossy(&b.name), b.target_commit.as_ref().expect("commit").id))
+                .map(|b| {
+                    format!("{} {}", String::from_utf8_lossy(&b.name), b.target_commit.as_ref().expect("commit").id)
+                })
                 .collect();
             assert_eq!(got_lines, want, "{format:?} {key}");
             for b in &got {
                 let commit = b.target_commit.as_ref().expect("commit");
                 let name = String::from_utf8_lossy(&b.name).into_owned();
-                assert_eq!(String::from_utf8_lossy(&commit.subject), fgit(format, "fixture", &["log", "-1", "--format=%s", &name]));
+                assert_eq!(
+                    String::from_utf8_lossy(&commit.subject),
+                    fgit(format, "fixture", &["log", "-1", "--format=%s", &name])
+                );
                 assert_eq!(commit.tree_id, fgit(format, "fixture", &["rev-parse", &format!("{name}^{{tree}}")]));
             }
         }
@@ -120,8 +136,12 @@ async fn local_branches_sorted_and_paginated() {
             pagination_params: Some(PaginationParameter { page_token: token.into(), limit }),
         };
         let all_names = for_each_ref(format, "fixture", "%(refname)", &["refs/heads"]);
-        let got: Vec<Branch> =
-            all(c.find_local_branches(page(2, "")).await).await.expect("page").into_iter().flat_map(|m| m.local_branches).collect();
+        let got: Vec<Branch> = all(c.find_local_branches(page(2, "")).await)
+            .await
+            .expect("page")
+            .into_iter()
+            .flat_map(|m| m.local_branches)
+            .collect();
         assert_eq!(names(&got.iter().map(|b| b.name.clone()).collect::<Vec<_>>()), all_names[..2]);
         let got: Vec<Branch> = all(c.find_local_branches(page(2, &all_names[1])).await)
             .await
@@ -174,12 +194,18 @@ async fn all_branches_and_merged_ones() {
         let got = lines(all(c.find_all_branches(req(false, vec![])).await).await.expect("all"));
         assert_eq!(got, for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/heads", "refs/remotes"]));
         let got = lines(all(c.find_all_branches(req(true, vec![])).await).await.expect("merged"));
-        let want =
-            for_each_ref(format, "fixture", "%(refname) %(objectname)", &["--merged=refs/heads/main", "refs/heads", "refs/remotes"]);
+        let want = for_each_ref(
+            format,
+            "fixture",
+            "%(refname) %(objectname)",
+            &["--merged=refs/heads/main", "refs/heads", "refs/remotes"],
+        );
         assert_eq!(got, want);
         assert!(!got.iter().any(|l| l.starts_with("refs/heads/signed ")), "signed is ahead of main");
         let got = lines(
-            all(c.find_all_branches(req(true, vec!["refs/heads/feature", "refs/heads/signed"])).await).await.expect("subset"),
+            all(c.find_all_branches(req(true, vec!["refs/heads/feature", "refs/heads/signed"])).await)
+                .await
+                .expect("subset"),
         );
         assert_eq!(got, for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/heads/feature"]));
         let e = all(c.find_all_branches(req(true, vec!["--contains=main"])).await).await.expect_err("option-like");
@@ -192,9 +218,16 @@ async fn remote_branches() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let req = |remote: &str| FindAllRemoteBranchesRequest { repository: repo(format, "fixture"), remote_name: remote.into() };
-        let got: Vec<Branch> =
-            all(c.find_all_remote_branches(req("origin")).await).await.expect("origin").into_iter().flat_map(|m| m.branches).collect();
+        let req = |remote: &str| FindAllRemoteBranchesRequest {
+            repository: repo(format, "fixture"),
+            remote_name: remote.into(),
+        };
+        let got: Vec<Branch> = all(c.find_all_remote_branches(req("origin")).await)
+            .await
+            .expect("origin")
+            .into_iter()
+            .flat_map(|m| m.branches)
+            .collect();
         let got: Vec<String> = got
             .iter()
             .map(|b| format!("{} {}", String::from_utf8_lossy(&b.name), b.target_commit.as_ref().expect("commit").id))
@@ -222,11 +255,17 @@ async fn find_branch_by_name() {
             assert_eq!(got.name, name.as_bytes());
             let commit = got.target_commit.expect("commit");
             assert_eq!(commit.id, fgit(format, "fixture", &["rev-parse", &format!("refs/heads/{name}")]));
-            assert_eq!(commit.parent_ids.join(" "), fgit(format, "fixture", &["log", "-1", "--format=%P", &format!("refs/heads/{name}")]));
+            assert_eq!(
+                commit.parent_ids.join(" "),
+                fgit(format, "fixture", &["log", "-1", "--format=%P", &format!("refs/heads/{name}")])
+            );
         }
         for missing in ["nope", "v1.0", "refs/heads/main"] {
             let got = c
-                .find_branch(FindBranchRequest { repository: repo(format, "fixture"), name: missing.as_bytes().to_vec() })
+                .find_branch(FindBranchRequest {
+                    repository: repo(format, "fixture"),
+                    name: missing.as_bytes().to_vec(),
+                })
                 .await
                 .expect("missing branch");
             assert!(got.into_inner().branch.is_none(), "{missing}");
@@ -242,7 +281,10 @@ async fn find_branch_by_name() {
         .expect_err("ambiguous");
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("reference is ambiguous"), "{}", e.message());
-    let e = c.find_branch(FindBranchRequest { repository: Some(node.repo("amb.git")), name: vec![] }).await.expect_err("empty");
+    let e = c
+        .find_branch(FindBranchRequest { repository: Some(node.repo("amb.git")), name: vec![] })
+        .await
+        .expect_err("empty");
     assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "Branch name cannot be empty"));
 }
 
@@ -264,17 +306,35 @@ async fn all_tags_sorted_peeled_and_paginated() {
     let mut c = client(&node).await;
     use find_all_tags_request::sort_by::Key;
     for format in FORMATS {
-        let req = |sort_by, pagination_params| FindAllTagsRequest { repository: repo(format, "fixture"), sort_by, pagination_params };
-        for (key, field) in [(Key::Refname, "refname"), (Key::Creatordate, "creatordate"), (Key::VersionRefname, "version:refname")] {
+        let req = |sort_by, pagination_params| FindAllTagsRequest {
+            repository: repo(format, "fixture"),
+            sort_by,
+            pagination_params,
+        };
+        for (key, field) in
+            [(Key::Refname, "refname"), (Key::Creatordate, "creatordate"), (Key::VersionRefname, "version:refname")]
+        {
             for (dir, sign) in [(SortDirection::Ascending, ""), (SortDirection::Descending, "-")] {
                 let sort = find_all_tags_request::SortBy { key: key.into(), direction: dir.into() };
-                let got: Vec<Tag> = all(c.find_all_tags(req(Some(sort), None)).await).await.expect("tags").into_iter().flat_map(|m| m.tags).collect();
-                let want = for_each_ref(format, "fixture", "%(refname:lstrip=2) %(objectname)", &[&format!("--sort={sign}{field}"), "refs/tags/"]);
-                let got_lines: Vec<String> = got.iter().map(|t| format!("{} {}", String::from_utf8_lossy(&t.name), t.id)).collect();
+                let got: Vec<Tag> = all(c.find_all_tags(req(Some(sort), None)).await)
+                    .await
+                    .expect("tags")
+                    .into_iter()
+                    .flat_map(|m| m.tags)
+                    .collect();
+                let want = for_each_ref(
+                    format,
+                    "fixture",
+                    "%(refname:lstrip=2) %(objectname)",
+                    &[&format!("--sort={sign}{field}"), "refs/tags/"],
+                );
+                let got_lines: Vec<String> =
+                    got.iter().map(|t| format!("{} {}", String::from_utf8_lossy(&t.name), t.id)).collect();
                 assert_eq!(got_lines, want, "{format:?} {sign}{field}");
             }
         }
-        let tags: Vec<Tag> = all(c.find_all_tags(req(None, None)).await).await.expect("tags").into_iter().flat_map(|m| m.tags).collect();
+        let tags: Vec<Tag> =
+            all(c.find_all_tags(req(None, None)).await).await.expect("tags").into_iter().flat_map(|m| m.tags).collect();
         for t in &tags {
             let name = String::from_utf8_lossy(&t.name).into_owned();
             let kind = fgit(format, "fixture", &["cat-file", "-t", &t.id]);
@@ -300,7 +360,12 @@ async fn all_tags_sorted_peeled_and_paginated() {
         }
         let all_names = for_each_ref(format, "fixture", "%(refname)", &["refs/tags/"]);
         let page = |limit, token: &str| Some(PaginationParameter { limit, page_token: token.into() });
-        let got: Vec<Tag> = all(c.find_all_tags(req(None, page(2, &all_names[1]))).await).await.expect("page").into_iter().flat_map(|m| m.tags).collect();
+        let got: Vec<Tag> = all(c.find_all_tags(req(None, page(2, &all_names[1]))).await)
+            .await
+            .expect("page")
+            .into_iter()
+            .flat_map(|m| m.tags)
+            .collect();
         let want: Vec<String> = all_names[2..4].iter().map(|n| n.trim_start_matches("refs/tags/").to_owned()).collect();
         assert_eq!(names(&got.iter().map(|t| t.name.clone()).collect::<Vec<_>>()), want);
         for bad in [page(2, "refs/tags/nope"), page(0, &all_names[0])] {
@@ -318,8 +383,10 @@ async fn find_tag_by_name_or_pattern() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let find = |name: &str| FindTagRequest { repository: repo(format, "fixture"), tag_name: name.as_bytes().to_vec() };
-        for (ask, want) in [("v1.0", "v1.0"), ("v1.0-light", "v1.0-light"), ("v1.*", "v1.0"), ("blob-tag", "blob-tag")] {
+        let find =
+            |name: &str| FindTagRequest { repository: repo(format, "fixture"), tag_name: name.as_bytes().to_vec() };
+        for (ask, want) in [("v1.0", "v1.0"), ("v1.0-light", "v1.0-light"), ("v1.*", "v1.0"), ("blob-tag", "blob-tag")]
+        {
             let tag = c.find_tag(find(ask)).await.expect("find tag").into_inner().tag.expect("tag");
             assert_eq!(tag.name, want.as_bytes());
             assert_eq!(tag.id, fgit(format, "fixture", &["rev-parse", &format!("refs/tags/{want}")]));
@@ -343,11 +410,15 @@ async fn tag_messages_and_signatures() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let ids: Vec<String> =
-            ["v1.0", "v1.2-signed", "v1.0-nested"].iter().map(|t| fgit(format, "fixture", &["rev-parse", &format!("refs/tags/{t}")])).collect();
-        let msgs = all(c.get_tag_messages(GetTagMessagesRequest { repository: repo(format, "fixture"), tag_ids: ids.clone() }).await)
-            .await
-            .expect("messages");
+        let ids: Vec<String> = ["v1.0", "v1.2-signed", "v1.0-nested"]
+            .iter()
+            .map(|t| fgit(format, "fixture", &["rev-parse", &format!("refs/tags/{t}")]))
+            .collect();
+        let msgs = all(c
+            .get_tag_messages(GetTagMessagesRequest { repository: repo(format, "fixture"), tag_ids: ids.clone() })
+            .await)
+        .await
+        .expect("messages");
         let mut got: Vec<(String, Vec<u8>)> = Vec::new();
         for m in msgs {
             if m.tag_id.is_empty() {
@@ -364,23 +435,31 @@ async fn tag_messages_and_signatures() {
             .collect();
         assert_eq!(got, want);
         let main = fgit(format, "fixture", &["rev-parse", "main"]);
-        let e = all(c.get_tag_messages(GetTagMessagesRequest { repository: repo(format, "fixture"), tag_ids: vec![main] }).await)
-            .await
-            .expect_err("not a tag");
+        let e = all(c
+            .get_tag_messages(GetTagMessagesRequest { repository: repo(format, "fixture"), tag_ids: vec![main] })
+            .await)
+        .await
+        .expect_err("not a tag");
         assert_eq!(e.code(), Code::Internal);
 
         let sigs = |revs: &[&str]| GetTagSignaturesRequest {
             repository: repo(format, "fixture"),
             tag_revisions: revs.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let got: Vec<_> = all(c.get_tag_signatures(sigs(&["v1.2-signed"])).await).await.expect("signed").into_iter().flat_map(|m| m.signatures).collect();
+        let got: Vec<_> = all(c.get_tag_signatures(sigs(&["v1.2-signed"])).await)
+            .await
+            .expect("signed")
+            .into_iter()
+            .flat_map(|m| m.signatures)
+            .collect();
         let raw = fgit(format, "fixture", &["cat-file", "tag", "v1.2-signed"]) + "\n";
         let at = raw.find("-----BEGIN").expect("armor");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].tag_id, ids[1]);
         assert_eq!(String::from_utf8_lossy(&got[0].content), &raw[..at]);
         assert_eq!(String::from_utf8_lossy(&got[0].signature), raw[at..].trim_end_matches('\n'));
-        for revs in [vec!["--tags"], vec!["--all"], vec!["v1.0-nested"], vec!["--tags", "--not", "v1.0"], vec!["main"]] {
+        for revs in [vec!["--tags"], vec!["--all"], vec!["v1.0-nested"], vec!["--tags", "--not", "v1.0"], vec!["main"]]
+        {
             let got: Vec<String> = all(c.get_tag_signatures(sigs(&revs)).await)
                 .await
                 .expect("signatures")
@@ -390,8 +469,10 @@ async fn tag_messages_and_signatures() {
                 .collect();
             let mut args = vec!["rev-list", "--objects", "--filter=object:type=tag", "--filter-provided-objects"];
             args.extend(revs.iter());
-            let want: Vec<String> =
-                fgit(format, "fixture", &args).lines().map(|l| l.split(' ').next().unwrap_or_default().to_owned()).collect();
+            let want: Vec<String> = fgit(format, "fixture", &args)
+                .lines()
+                .map(|l| l.split(' ').next().unwrap_or_default().to_owned())
+                .collect();
             assert_eq!(got, want, "{revs:?}");
         }
         for bad in [vec![], vec!["--output=/tmp/cairn-sig"], vec!["main:README.md"], vec!["-n1"]] {
@@ -408,7 +489,8 @@ async fn ref_exists_needs_a_full_name() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let exists = |name: &str| RefExistsRequest { repository: repo(format, "fixture"), r#ref: name.as_bytes().to_vec() };
+        let exists =
+            |name: &str| RefExistsRequest { repository: repo(format, "fixture"), r#ref: name.as_bytes().to_vec() };
         for (name, want) in [
             ("refs/heads/main", true),
             ("refs/heads/loose-branch", true),
@@ -445,12 +527,18 @@ async fn list_refs_like_for_each_ref() {
         let lines = |msgs: Vec<ListRefsResponse>| -> Vec<String> {
             msgs.into_iter()
                 .flat_map(|m| m.references)
-                .map(|r| format!("{} {} {}", String::from_utf8_lossy(&r.name), r.target, r.peeled_target).trim_end().to_owned())
+                .map(|r| {
+                    format!("{} {} {}", String::from_utf8_lossy(&r.name), r.target, r.peeled_target)
+                        .trim_end()
+                        .to_owned()
+                })
                 .collect()
         };
         let got = lines(all(c.list_refs(base()).await).await.expect("refs"));
         assert_eq!(got, for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/heads/", "refs/tags/"]));
-        let got = lines(all(c.list_refs(ListRefsRequest { head: true, peel_tags: true, ..base() }).await).await.expect("head"));
+        let got = lines(
+            all(c.list_refs(ListRefsRequest { head: true, peel_tags: true, ..base() }).await).await.expect("head"),
+        );
         let mut want = vec![format!("HEAD {}", fgit(format, "fixture", &["rev-parse", "HEAD"]))];
         want.extend(
             for_each_ref(format, "fixture", "%(refname) %(objectname) %(*objectname)", &["refs/heads/", "refs/tags/"])
@@ -458,35 +546,69 @@ async fn list_refs_like_for_each_ref() {
                 .map(|l| l.trim_end().to_owned()),
         );
         assert_eq!(got, want);
-        for (key, field) in [(Key::Refname, "refname"), (Key::Creatordate, "creatordate"), (Key::Authordate, "authordate"), (Key::Committerdate, "committerdate")] {
+        for (key, field) in [
+            (Key::Refname, "refname"),
+            (Key::Creatordate, "creatordate"),
+            (Key::Authordate, "authordate"),
+            (Key::Committerdate, "committerdate"),
+        ] {
             for (dir, sign) in [(SortDirection::Ascending, ""), (SortDirection::Descending, "-")] {
                 let sort_by = Some(list_refs_request::SortBy { key: key.into(), direction: dir.into() });
                 let got = lines(all(c.list_refs(ListRefsRequest { sort_by, ..base() }).await).await.expect("sorted"));
-                let want = for_each_ref(format, "fixture", "%(refname) %(objectname)", &[&format!("--sort={sign}{field}"), "refs/heads/", "refs/tags/"]);
+                let want = for_each_ref(
+                    format,
+                    "fixture",
+                    "%(refname) %(objectname)",
+                    &[&format!("--sort={sign}{field}"), "refs/heads/", "refs/tags/"],
+                );
                 assert_eq!(got, want, "{sign}{field}");
             }
         }
         let main = fgit(format, "fixture", &["rev-parse", "main"]);
         let v10 = fgit(format, "fixture", &["rev-parse", "v1.0^{}"]);
         let got = lines(
-            all(c.list_refs(ListRefsRequest { pointing_at_oids: vec![main.clone().into_bytes(), v10.clone().into_bytes()], ..base() }).await)
-                .await
-                .expect("points at"),
+            all(c
+                .list_refs(ListRefsRequest {
+                    pointing_at_oids: vec![main.clone().into_bytes(), v10.clone().into_bytes()],
+                    ..base()
+                })
+                .await)
+            .await
+            .expect("points at"),
         );
-        let want = for_each_ref(format, "fixture", "%(refname) %(objectname)", &[&format!("--points-at={main}"), &format!("--points-at={v10}"), "refs/heads/", "refs/tags/"]);
+        let want = for_each_ref(
+            format,
+            "fixture",
+            "%(refname) %(objectname)",
+            &[&format!("--points-at={main}"), &format!("--points-at={v10}"), "refs/heads/", "refs/tags/"],
+        );
         assert_eq!(got, want);
-        let got = lines(all(c.list_refs(ListRefsRequest { patterns: vec![b"refs/*/v1*".to_vec(), b"refs/keep-around".to_vec()], ..base() }).await).await.expect("globs"));
-        assert_eq!(got, for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/*/v1*", "refs/keep-around"]));
+        let got = lines(
+            all(c
+                .list_refs(ListRefsRequest {
+                    patterns: vec![b"refs/*/v1*".to_vec(), b"refs/keep-around".to_vec()],
+                    ..base()
+                })
+                .await)
+            .await
+            .expect("globs"),
+        );
+        assert_eq!(
+            got,
+            for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/*/v1*", "refs/keep-around"])
+        );
 
         // Pagination: pages continue after the cursor of the previous one.
         let everything = for_each_ref(format, "fixture", "%(refname) %(objectname)", &["refs/heads/", "refs/tags/"]);
         let mut token = String::new();
         let mut paged = Vec::new();
         loop {
-            let msgs = all(
-                c.list_refs(ListRefsRequest { pagination_params: Some(PaginationParameter { page_token: token.clone(), limit: 4 }), ..base() })
-                    .await,
-            )
+            let msgs = all(c
+                .list_refs(ListRefsRequest {
+                    pagination_params: Some(PaginationParameter { page_token: token.clone(), limit: 4 }),
+                    ..base()
+                })
+                .await)
             .await
             .expect("page");
             let cursor = msgs.last().and_then(|m| m.pagination_cursor.clone());
@@ -499,24 +621,37 @@ async fn list_refs_like_for_each_ref() {
             }
         }
         assert_eq!(paged, everything);
-        let e = all(c.list_refs(ListRefsRequest { pagination_params: Some(PaginationParameter { page_token: "refs/heads/nope".into(), limit: 4 }), ..base() }).await)
-            .await
-            .expect_err("unknown token");
+        let e = all(c
+            .list_refs(ListRefsRequest {
+                pagination_params: Some(PaginationParameter { page_token: "refs/heads/nope".into(), limit: 4 }),
+                ..base()
+            })
+            .await)
+        .await
+        .expect_err("unknown token");
         assert_eq!(e.code(), Code::InvalidArgument);
 
         let e = all(c.list_refs(ListRefsRequest { patterns: vec![], ..base() }).await).await.expect_err("no patterns");
         assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "patterns must have at least one entry"));
-        let e = all(c.list_refs(ListRefsRequest { sort_by: Some(list_refs_request::SortBy { key: 9, direction: 0 }), ..base() }).await)
-            .await
-            .expect_err("bad key");
+        let e = all(c
+            .list_refs(ListRefsRequest { sort_by: Some(list_refs_request::SortBy { key: 9, direction: 0 }), ..base() })
+            .await)
+        .await
+        .expect_err("bad key");
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = all(c.list_refs(ListRefsRequest { patterns: vec![b"--contains=main".to_vec()], ..base() }).await).await.expect_err("option-like");
+        let e = all(c.list_refs(ListRefsRequest { patterns: vec![b"--contains=main".to_vec()], ..base() }).await)
+            .await
+            .expect_err("option-like");
         assert_eq!(e.code(), Code::Internal);
     }
-    let empty = all(
-        c.list_refs(ListRefsRequest { repository: repo(Format::Sha1, "empty"), patterns: vec![b"refs/".to_vec()], head: true, ..Default::default() })
-            .await,
-    )
+    let empty = all(c
+        .list_refs(ListRefsRequest {
+            repository: repo(Format::Sha1, "empty"),
+            patterns: vec![b"refs/".to_vec()],
+            head: true,
+            ..Default::default()
+        })
+        .await)
     .await
     .expect("empty repository");
     assert!(empty.is_empty());
@@ -545,7 +680,8 @@ async fn refs_by_oid() {
             (main.as_str(), vec!["refs/heads/"], "", 0),
             (&main[..10], vec!["refs/tags/v1*"], "version:refname", 0),
         ] {
-            let got = c.find_refs_by_oid(find(oid, &patterns, sort, limit)).await.expect("refs by oid").into_inner().refs;
+            let got =
+                c.find_refs_by_oid(find(oid, &patterns, sort, limit)).await.expect("refs by oid").into_inner().refs;
             let mut args = vec![format!("--points-at={oid}")];
             if !sort.is_empty() {
                 args.push(format!("--sort={sort}"));
@@ -581,42 +717,52 @@ async fn names_containing_a_commit() {
     for format in FORMATS {
         for rev in ["main~2", "feature~1", "main", "signed", "feature"] {
             let commit = fgit(format, "fixture", &["rev-parse", rev]);
-            let branches: Vec<String> = all(
-                c.list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
+            let branches: Vec<String> = all(c
+                .list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
                     repository: repo(format, "fixture"),
                     commit_id: commit.clone(),
                     limit: 0,
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("branches")
             .into_iter()
             .flat_map(|m| names(&m.branch_names))
             .collect();
-            assert_eq!(branches, for_each_ref(format, "fixture", "%(refname:lstrip=2)", &[&format!("--contains={commit}"), "refs/heads"]), "{rev}");
-            let tags: Vec<String> = all(
-                c.list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
+            assert_eq!(
+                branches,
+                for_each_ref(
+                    format,
+                    "fixture",
+                    "%(refname:lstrip=2)",
+                    &[&format!("--contains={commit}"), "refs/heads"]
+                ),
+                "{rev}"
+            );
+            let tags: Vec<String> = all(c
+                .list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
                     repository: repo(format, "fixture"),
                     commit_id: commit.clone(),
                     limit: 0,
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("tags")
             .into_iter()
             .flat_map(|m| names(&m.tag_names))
             .collect();
-            assert_eq!(tags, for_each_ref(format, "fixture", "%(refname:lstrip=2)", &[&format!("--contains={commit}"), "refs/tags"]), "{rev}");
-            let limited: Vec<String> = all(
-                c.list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
+            assert_eq!(
+                tags,
+                for_each_ref(format, "fixture", "%(refname:lstrip=2)", &[&format!("--contains={commit}"), "refs/tags"]),
+                "{rev}"
+            );
+            let limited: Vec<String> = all(c
+                .list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
                     repository: repo(format, "fixture"),
                     commit_id: commit.clone(),
                     limit: 1,
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("limited")
             .into_iter()
@@ -626,43 +772,45 @@ async fn names_containing_a_commit() {
         }
         // A long history: tags r0..r10000 that contain r5000.
         let r5000 = fgit(format, "long", &["rev-parse", "r5000"]);
-        let tags: Vec<String> = all(
-            c.list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
+        let tags: Vec<String> = all(c
+            .list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
                 repository: repo(format, "long"),
                 commit_id: r5000.clone(),
                 limit: 0,
             })
-            .await,
-        )
+            .await)
         .await
         .expect("long tags")
         .into_iter()
         .flat_map(|m| names(&m.tag_names))
         .collect();
-        assert_eq!(tags, for_each_ref(format, "long", "%(refname:lstrip=2)", &[&format!("--contains={r5000}"), "refs/tags"]));
+        assert_eq!(
+            tags,
+            for_each_ref(format, "long", "%(refname:lstrip=2)", &[&format!("--contains={r5000}"), "refs/tags"])
+        );
     }
     let before = snapshot(&fixture::path(Format::Sha1, "fixture"));
-    for (bad, code) in [("main", Code::InvalidArgument), ("", Code::InvalidArgument), ("--output=/tmp/x", Code::InvalidArgument)] {
-        let e = all(
-            c.list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
+    for (bad, code) in
+        [("main", Code::InvalidArgument), ("", Code::InvalidArgument), ("--output=/tmp/x", Code::InvalidArgument)]
+    {
+        let e = all(c
+            .list_branch_names_containing_commit(ListBranchNamesContainingCommitRequest {
                 repository: repo(Format::Sha1, "fixture"),
                 commit_id: bad.into(),
                 limit: 0,
             })
-            .await,
-        )
+            .await)
         .await
         .expect_err("bad id");
         assert_eq!(e.code(), code, "{bad}");
     }
-    let e = all(
-        c.list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
+    let e = all(c
+        .list_tag_names_containing_commit(ListTagNamesContainingCommitRequest {
             repository: repo(Format::Sha1, "fixture"),
             commit_id: format_zero(Format::Sha1),
             limit: 0,
         })
-        .await,
-    )
+        .await)
     .await
     .expect_err("missing commit");
     assert_eq!(e.code(), Code::Internal);

@@ -85,7 +85,8 @@ fn pseudo_refs(repo: &Repo, arg: &[u8]) -> Result<Option<Vec<ObjectId>>, GitErro
     // `--branches=x` lists refs/heads/x/*, `--branches=x*` those matching
     // the glob; `--glob` adds `refs/` unless it is there already.
     let glob = |prefix: &[u8], pattern: &[u8]| -> Vec<u8> {
-        let mut p = if prefix.is_empty() && !pattern.starts_with(b"refs/") { b"refs/".to_vec() } else { prefix.to_vec() };
+        let mut p =
+            if prefix.is_empty() && !pattern.starts_with(b"refs/") { b"refs/".to_vec() } else { prefix.to_vec() };
         p.extend_from_slice(pattern);
         if !pattern.iter().any(|b| b"?*[\\".contains(b)) {
             if !p.ends_with(b"/") {
@@ -147,7 +148,8 @@ fn parse_revisions(repo: &Repo, revisions: &[impl AsRef<[u8]>]) -> Result<Vec<Ti
                 _ => return Err(GitError::RevisionNotFound(arg.to_str_lossy().into_owned())),
             },
         };
-        let mut push = |id: ObjectId, exclude: bool, path: Vec<u8>| tips.push(Tip { id, exclude: exclude != not, path });
+        let mut push =
+            |id: ObjectId, exclude: bool, path: Vec<u8>| tips.push(Tip { id, exclude: exclude != not, path });
         match spec {
             Spec::Include(id) => push(id, false, path),
             Spec::Exclude(id) => push(id, true, Vec::new()),
@@ -364,8 +366,10 @@ where
         let data = self.read(id, Kind::Commit)?;
         let parsed = {
             let iter = gix::objs::CommitRefIter::from_bytes(&data, self.hash);
-            let tree = iter.clone().tree_id().map_err(|e| GitError::gix("parse commit", e))?;
-            let parents = iter.clone().parent_ids().collect();
+            // Each query consumes an iterator; `CommitRefIter` is `Copy`.
+            let mut for_tree = iter;
+            let tree = for_tree.tree_id().map_err(|e| GitError::gix("parse commit", e))?;
+            let parents = iter.parent_ids().collect();
             let date = iter.committer().map(|s| s.seconds()).unwrap_or(0);
             Parsed { tree, parents, date }
         };
@@ -526,7 +530,7 @@ where
 
     /// A tree's entries (gitlinks left out); `None` for a missing tree,
     /// which git treats the same way when marking.
-    fn tree_entries(&mut self, tree: ObjectId) -> Result<Option<Vec<(ObjectId, Kind, Vec<u8>)>>, GitError> {
+    fn tree_entries(&mut self, tree: ObjectId) -> Result<Option<Vec<Entry>>, GitError> {
         let mut buf = std::mem::take(&mut self.buf);
         let found = gix::objs::Find::try_find(&self.repo.objects, &tree, &mut buf)
             .map_err(|e| GitError::gix("read tree", e))?
@@ -611,9 +615,8 @@ where
         if !self.seen.insert(tree) {
             return Ok(());
         }
-        let entries = self
-            .tree_entries(tree)?
-            .ok_or_else(|| GitError::RevisionNotFound(format!("missing tree {tree}")))?;
+        let entries =
+            self.tree_entries(tree)?.ok_or_else(|| GitError::RevisionNotFound(format!("missing tree {tree}")))?;
         let mut stack = vec![(entries.into_iter(), path)];
         while let Some((entries, base)) = stack.last_mut() {
             if self.stopped {
@@ -665,6 +668,9 @@ pub fn validate_argument(arg: &[u8], path_scoped: bool) -> Result<(), &'static s
     };
     super::super::refs::validate_revision(revision)
 }
+
+/// A tree entry as the walk needs it: id, kind and name.
+type Entry = (ObjectId, Kind, Vec<u8>);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,9 @@ pub(super) fn handle(deps: &Deps, req: GetBlobRequest) -> Result<BoxStream<GetBl
             Resolved::Found(id) => id,
             Resolved::Missing => return sink.send(GetBlobResponse::default()),
             // git's object reader answers a line upstream cannot parse.
-            Resolved::Ambiguous => return Err(Error::internal_msg(format!("read object: ambiguous object {}", req.oid))),
+            Resolved::Ambiguous => {
+                return Err(Error::internal_msg(format!("read object: ambiguous object {}", req.oid)));
+            }
         };
         let Some((Kind::Blob, size)) = objects::header(repo, id)? else {
             return sink.send(GetBlobResponse::default());

@@ -57,8 +57,8 @@ pub(super) fn handle(deps: &Deps, req: GetBlobsRequest) -> Result<BoxStream<GetB
                         sink.send(resp)?;
                         continue;
                     }
-                    let mut reader = blob::open(repo, entry.id)?
-                        .ok_or_else(|| Error::internal_msg("read object: blob vanished"))?;
+                    let mut reader =
+                        blob::open(repo, entry.id)?.ok_or_else(|| Error::internal_msg("read object: blob vanished"))?;
                     let mut first = Some(resp);
                     send_chunks(&mut reader, limit as u64, |data| {
                         let mut msg = first.take().unwrap_or_default();

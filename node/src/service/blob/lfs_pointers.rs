@@ -5,23 +5,29 @@
 use super::list_blobs::object_source;
 use super::validate_revisions;
 use crate::error::{Error, Result};
+use crate::git::Repo;
 use crate::git::blob::walk::{self, Filter};
 use crate::git::blob::{self, Resolved};
 use crate::git::lfs::{self, MAX_POINTER_SIZE};
 use crate::git::objects::{self, Kind, ObjectId};
-use crate::git::Repo;
 use crate::service::Deps;
 use crate::service::stream::{Chunker, Sink};
 use cairn_proto::gitaly::{
-    GetLfsPointersRequest, GetLfsPointersResponse, LfsPointer, ListAllLfsPointersRequest,
-    ListAllLfsPointersResponse, ListLfsPointersRequest, ListLfsPointersResponse,
+    GetLfsPointersRequest, GetLfsPointersResponse, LfsPointer, ListAllLfsPointersRequest, ListAllLfsPointersResponse,
+    ListLfsPointersRequest, ListLfsPointersResponse,
 };
 use tonic::codegen::BoxStream;
 
 /// The pointer message for a blob's contents, if they are a pointer.
 fn pointer(id: ObjectId, data: Vec<u8>) -> Option<LfsPointer> {
     let parsed = lfs::parse(&data)?;
-    Some(LfsPointer { size: data.len() as i64, oid: id.to_string(), file_size: parsed.size, file_oid: parsed.oid, data })
+    Some(LfsPointer {
+        size: data.len() as i64,
+        oid: id.to_string(),
+        file_size: parsed.size,
+        file_oid: parsed.oid,
+        data,
+    })
 }
 
 fn read_small(repo: &Repo, id: ObjectId) -> Result<Vec<u8>> {

@@ -27,9 +27,12 @@ pub(super) fn list_blobs(deps: &Deps, req: ListBlobsRequest) -> Result<BoxStream
         let mut failure = None;
         walk::walk(repo, &req.revisions, Filter::Blobs { below: None }, |id, path| {
             let path = if req.with_paths { path.to_vec() } else { Vec::new() };
-            let sent = send_blob(req.bytes_limit, id.to_string(), || open(repo, id, req.bytes_limit), |oid, size, data| {
-                chunker.push(list_blobs_response::Blob { oid, size, data, path: path.clone() })
-            });
+            let sent = send_blob(
+                req.bytes_limit,
+                id.to_string(),
+                || open(repo, id, req.bytes_limit),
+                |oid, size, data| chunker.push(list_blobs_response::Blob { oid, size, data, path: path.clone() }),
+            );
             if let Err(e) = sent {
                 failure = Some(e);
                 return Ok(false);

@@ -69,7 +69,10 @@ impl blob_service_server::BlobService for BlobService {
         respond(get_blobs::handle(&self.deps, req.into_inner()))
     }
 
-    async fn list_blobs(&self, req: Request<ListBlobsRequest>) -> Result<Response<BoxStream<ListBlobsResponse>>, Status> {
+    async fn list_blobs(
+        &self,
+        req: Request<ListBlobsRequest>,
+    ) -> Result<Response<BoxStream<ListBlobsResponse>>, Status> {
         respond(list_blobs::list_blobs(&self.deps, req.into_inner()))
     }
 

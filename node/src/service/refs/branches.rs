@@ -46,7 +46,10 @@ pub(super) fn find_local_branches(
     }))
 }
 
-pub(super) fn find_all_branches(deps: &Deps, req: FindAllBranchesRequest) -> Result<BoxStream<FindAllBranchesResponse>> {
+pub(super) fn find_all_branches(
+    deps: &Deps,
+    req: FindAllBranchesRequest,
+) -> Result<BoxStream<FindAllBranchesResponse>> {
     let path = deps.storages.repo(req.repository.as_ref())?;
     let patterns: Vec<Vec<u8>> = if req.merged_only && !req.merged_branches.is_empty() {
         req.merged_branches.clone()
@@ -90,7 +93,12 @@ fn merged_into(repo: &crate::git::Repo, base: objects::ObjectId, refs: Vec<Refer
     }
     let candidates: HashSet<_> = tips.iter().flatten().copied().collect();
     let reached = references::reachable_from(repo, base, &candidates)?;
-    Ok(refs.into_iter().zip(tips).filter(|(_, tip)| tip.is_some_and(|t| reached.contains(&t))).map(|(r, _)| r).collect())
+    Ok(refs
+        .into_iter()
+        .zip(tips)
+        .filter(|(_, tip)| tip.is_some_and(|t| reached.contains(&t)))
+        .map(|(r, _)| r)
+        .collect())
 }
 
 pub(super) fn find_all_remote_branches(

@@ -50,7 +50,9 @@ pub(super) async fn handle(deps: &Deps, req: FindRefsByOidRequest) -> Result<Fin
         if req.limit > 0 {
             refs.truncate(req.limit as usize);
         }
-        Ok(FindRefsByOidResponse { refs: refs.into_iter().map(|r| String::from_utf8_lossy(&r.name).into_owned()).collect() })
+        Ok(FindRefsByOidResponse {
+            refs: refs.into_iter().map(|r| String::from_utf8_lossy(&r.name).into_owned()).collect(),
+        })
     })
     .await
 }

@@ -9,11 +9,11 @@
 
 use super::{Page, check_patterns, target_commit};
 use crate::error::{Error, Result};
+use crate::git::Repo;
 use crate::git::blob::walk::{self, Filter};
 use crate::git::blob::{self, Resolved};
 use crate::git::objects::{self, Kind, ObjectId};
 use crate::git::references::{self, Sort, SortKey};
-use crate::git::Repo;
 use crate::service::stream::Chunker;
 use crate::service::{CHUNK_SIZE, Deps, convert};
 use cairn_proto::gitaly::find_all_tags_request::sort_by::Key;
