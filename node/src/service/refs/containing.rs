@@ -13,8 +13,9 @@ use cairn_proto::gitaly::{
 };
 use tonic::codegen::BoxStream;
 
-/// A name as upstream batches it (a wrapped string), so batches split
-/// where upstream's do.
+/// A name as upstream batches it (a wrapped string holding the full
+/// reference name, stripped only when sent), so batches split where
+/// upstream's do.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Name {
     #[prost(bytes = "vec", tag = "1")]
@@ -26,7 +27,7 @@ pub(super) fn branches(
     req: ListBranchNamesContainingCommitRequest,
 ) -> Result<BoxStream<ListBranchNamesContainingCommitResponse>> {
     names(deps, req.repository.as_ref(), req.commit_id, req.limit, b"refs/heads/", |names| {
-        ListBranchNamesContainingCommitResponse { branch_names: names.into_iter().map(|n| n.value).collect() }
+        ListBranchNamesContainingCommitResponse { branch_names: strip(names, b"refs/heads/") }
     })
 }
 
@@ -35,8 +36,12 @@ pub(super) fn tags(
     req: ListTagNamesContainingCommitRequest,
 ) -> Result<BoxStream<ListTagNamesContainingCommitResponse>> {
     names(deps, req.repository.as_ref(), req.commit_id, req.limit, b"refs/tags/", |names| {
-        ListTagNamesContainingCommitResponse { tag_names: names.into_iter().map(|n| n.value).collect() }
+        ListTagNamesContainingCommitResponse { tag_names: strip(names, b"refs/tags/") }
     })
+}
+
+fn strip(names: Vec<Name>, prefix: &[u8]) -> Vec<Vec<u8>> {
+    names.into_iter().map(|n| n.value.strip_prefix(prefix).map(<[u8]>::to_vec).unwrap_or(n.value)).collect()
 }
 
 fn names<M: Send + 'static>(
@@ -69,7 +74,7 @@ fn names<M: Send + 'static>(
             if !containment.contains(tip)? {
                 continue;
             }
-            chunker.push(Name { value: r.name[prefix.len()..].to_vec() })?;
+            chunker.push(Name { value: r.name })?;
             count += 1;
             if limit != 0 && count >= limit {
                 break;
