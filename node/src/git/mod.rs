@@ -7,16 +7,19 @@
 
 pub mod archive;
 pub mod attributes;
+pub mod blob;
 pub mod bundle;
 pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod lfs;
 pub mod license;
 pub mod lifecycle;
 pub mod objects;
 pub mod objects_size;
 pub mod raw_changes;
+pub mod references;
 pub mod refs;
 pub mod repo;
 pub mod search;
