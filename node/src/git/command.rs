@@ -25,6 +25,8 @@ pub enum Subcommand {
     SymbolicRef,
     RevParse,
     Config,
+    /// `git blame --porcelain` (RawBlame's exact output format).
+    Blame,
 }
 
 impl Subcommand {
@@ -36,6 +38,7 @@ impl Subcommand {
             Self::SymbolicRef => "symbolic-ref",
             Self::RevParse => "rev-parse",
             Self::Config => "config",
+            Self::Blame => "blame",
         })
     }
 

@@ -5,16 +5,21 @@
 //! Nothing here knows about gRPC: functions take paths and bytes and return
 //! plain Rust types and [`GitError`].
 
+pub mod blame;
 pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod languages;
 pub mod lifecycle;
 pub mod objects;
 pub mod refs;
 pub mod repo;
+pub mod signature;
 pub mod stats;
 pub mod trailers;
+pub mod tree;
+pub mod walk;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
 pub use repo::{Repo, Repositories};
