@@ -1,5 +1,6 @@
 //! History walks done in-process the way `git rev-list` and `git log` do
-//! them, so answers match git commit for commit:
+//! them, so answers match git commit for commit (commit headers come from
+//! the commit-graph when there is one, as in git):
 //!
 //! - revision arguments: names, `^x`, `a..b`, `a...b`, `x^@`, `x^!`,
 //!   `x^-n`, and the pseudo-revisions `--not`, `--all`, `--branches[=]`,
@@ -535,6 +536,9 @@ pub struct Walk<'r> {
     skip_left: usize,
     max_left: Option<usize>,
     follow: Option<FollowPath>,
+    /// The commit-graph, when git would use one: parents, tree and date
+    /// come from it without inflating the commit object.
+    graph: Option<gix::commitgraph::Graph>,
 }
 
 impl<'r> Walk<'r> {
@@ -542,6 +546,10 @@ impl<'r> Walk<'r> {
         let skip_left = opts.skip;
         let max_left = opts.max_count;
         let follow = opts.follow.clone();
+        // git ignores the commit-graph in shallow repositories and with
+        // replacements (gix checks the latter and `core.commitGraph`).
+        let g = repo.gix();
+        let graph = if g.is_shallow().unwrap_or(true) { None } else { g.commit_graph_if_enabled().ok().flatten() };
         Self {
             repo,
             nodes: Vec::new(),
@@ -559,6 +567,7 @@ impl<'r> Walk<'r> {
             skip_left,
             max_left,
             follow,
+            graph,
         }
     }
 
@@ -612,11 +621,16 @@ impl<'r> Walk<'r> {
             return Ok(true);
         }
         let id = self.nodes[idx as usize].id;
-        let Some(raw) = objects::read(self.repo, id)? else { return Ok(false) };
-        if raw.kind != Kind::Commit {
-            return Ok(false);
-        }
-        let h = parse_header(&raw.data);
+        let h = match self.graph_header(id) {
+            Some(h) => h,
+            None => {
+                let Some(raw) = objects::read(self.repo, id)? else { return Ok(false) };
+                if raw.kind != Kind::Commit {
+                    return Ok(false);
+                }
+                parse_header(&raw.data)
+            }
+        };
         let parents: Vec<u32> = h.parents.into_iter().map(|p| self.node_index(p)).collect();
         let n = &mut self.nodes[idx as usize];
         n.parsed = true;
@@ -625,6 +639,20 @@ impl<'r> Walk<'r> {
         n.real_parents = parents.clone();
         n.parents = parents;
         Ok(true)
+    }
+
+    /// A commit's walk headers from the commit-graph; `None` when it is
+    /// not in the graph (or the graph entry is corrupt), so the object is
+    /// read instead.
+    fn graph_header(&self, id: ObjectId) -> Option<Header> {
+        let graph = self.graph.as_ref()?;
+        let c = graph.commit_by_id(id)?;
+        let mut parents = Vec::new();
+        for p in c.iter_parents() {
+            parents.push(graph.id_at(p.ok()?).to_owned());
+        }
+        let date = i64::try_from(c.committer_timestamp()).ok()?;
+        Some(Header { tree: Some(c.root_tree_id().to_owned()), parents, date })
     }
 
     fn must_parse(&mut self, idx: u32) -> Result<(), GitError> {

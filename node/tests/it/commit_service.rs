@@ -1424,3 +1424,141 @@ async fn find_commits_streams_long_history_in_batches() {
     let got: Vec<String> = msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect();
     assert_eq!(got, log_ids(format, "long", &["main"]));
 }
+
+/// Orders, limits and ranges over `long.git` (10,500 commits) against `git
+/// rev-list`/`git log`, once on plain loose objects and once more after
+/// `git commit-graph write`, so walks reading headers from the
+/// commit-graph are checked too.
+#[tokio::test]
+async fn long_history_orders_and_limits_match_rev_list() {
+    let node = Node::start().await;
+    let mut c = client(&node).await;
+    for format in FORMATS {
+        let path = fixture::copy_repo(&node.storage, format, "long");
+        let rl = |args: &[&str]| {
+            let mut a = vec!["rev-list"];
+            a.extend_from_slice(args);
+            lines(&git(Some(&path), &a))
+        };
+        for graph in [false, true] {
+            if graph {
+                git(Some(&path), &["commit-graph", "write", "--reachable"]);
+                assert!(path.join("objects/info/commit-graph").exists());
+            }
+            let ctx = format!("{format:?} graph={graph}");
+            let req = |revisions: &[&str]| ListCommitsRequest {
+                repository: repo(format, "long"),
+                revisions: revisions.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            };
+            let date = Some(prost_types::Timestamp { seconds: 1_500_300_000, nanos: 0 });
+            let cases: Vec<(ListCommitsRequest, Vec<&str>)> = vec![
+                (ListCommitsRequest { reverse: true, ..req(&["main"]) }, vec!["--reverse", "main"]),
+                (ListCommitsRequest { order: 2, ..req(&["--all"]) }, vec!["--date-order", "--all"]),
+                (ListCommitsRequest { order: 1, reverse: true, ..req(&["--all"]) }, vec!["--topo-order", "--reverse", "--all"]),
+                (ListCommitsRequest { skip: 100, max_parents: 1, ..req(&["main", "^r5000"]) }, vec!["--skip=100", "--max-parents=1", "main", "^r5000"]),
+                (req(&["main", "--not", "side"]), vec!["main", "--not", "side"]),
+                (ListCommitsRequest { first_parent: true, ..req(&["--branches"]) }, vec!["--first-parent", "--branches"]),
+                (ListCommitsRequest { before: date, ..req(&["main"]) }, vec!["--until=1500300000", "main"]),
+                (ListCommitsRequest { after: date, ..req(&["main"]) }, vec!["--since=1500300000", "main"]),
+            ];
+            for (r, args) in cases {
+                let want = rl(&args);
+                assert!(!want.is_empty(), "{ctx} {args:?} selects something");
+                assert_eq!(list_commits(&mut c, r.clone()).await.expect("list"), want, "{ctx} {args:?}");
+                // A page of 250 is the first 250 of the same answer.
+                let paged = ListCommitsRequest { pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 250 }), ..r };
+                let page = list_commits(&mut c, paged).await.expect("page");
+                assert_eq!(page, want[..want.len().min(250)], "{ctx} {args:?} page");
+            }
+            for (revision, all, args) in
+                [("main", false, vec!["main"]), ("", true, vec!["--all"]), ("r5000..main", false, vec!["r5000..main"]), ("side", false, vec!["side"])]
+            {
+                let want: i32 = rl(&[&["--count"][..], &args].concat())[0].parse().expect("count");
+                let got = c
+                    .count_commits(CountCommitsRequest { repository: repo(format, "long"), revision: revision.into(), all, ..Default::default() })
+                    .await
+                    .expect("count")
+                    .into_inner()
+                    .count;
+                assert_eq!(got, want, "{ctx} {args:?}");
+            }
+            let diverging = c
+                .count_diverging_commits(CountDivergingCommitsRequest {
+                    repository: repo(format, "long"),
+                    from: b"main".to_vec(),
+                    to: b"side".to_vec(),
+                    max_count: 0,
+                })
+                .await
+                .expect("diverging")
+                .into_inner();
+            let want = rl(&["--left-right", "--count", "main...side"]).join(" ");
+            assert_eq!(format!("{}\t{}", diverging.left_count, diverging.right_count), want, "{ctx}");
+            let log = |args: &[&str]| {
+                let mut a = vec!["log", "--format=%H"];
+                a.extend_from_slice(args);
+                lines(&git(Some(&path), &a))
+            };
+            let ids = |v: Vec<GitCommit>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+            let find = |revision: &str, offset: i32, limit: i32, order: i32, all: bool| FindCommitsRequest {
+                repository: repo(format, "long"),
+                revision: revision.into(),
+                offset,
+                limit,
+                order,
+                all,
+                ..Default::default()
+            };
+            let got = ids(find_commits(&mut c, find("main", 1000, 250, 1, false)).await.expect("topo page"));
+            assert_eq!(got, log(&["--topo-order", "--skip=1000", "--max-count=250", "main"]), "{ctx} topo page");
+            let got = ids(find_commits(&mut c, find("main", 10_400, 1000, 0, false)).await.expect("last page"));
+            assert_eq!(got, log(&["--skip=10400", "--max-count=1000", "main"]), "{ctx} last page");
+            let got = ids(find_commits(&mut c, find("", 0, 300, 0, true)).await.expect("all"));
+            assert_eq!(got, log(&["--all", "--reverse", "--max-count=300"]), "{ctx} all");
+            let ancestor = c
+                .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "long"), ancestor_id: "r1000".into(), child_id: "main".into() })
+                .await
+                .expect("ancestor")
+                .into_inner();
+            assert!(ancestor.value, "{ctx}");
+            let ancestor = c
+                .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "long"), ancestor_id: "main".into(), child_id: "r1000".into() })
+                .await
+                .expect("ancestor")
+                .into_inner();
+            assert!(!ancestor.value, "{ctx}");
+        }
+    }
+}
+
+/// With a commit-graph, walks take parents and dates from it as git does:
+/// a history whose middle commit object is gone still walks and counts
+/// exactly like `git rev-list` (which would fail without the graph).
+#[tokio::test]
+async fn walks_read_the_commit_graph() {
+    let node = Node::start().await;
+    let mut c = client(&node).await;
+    for format in FORMATS {
+        let path = fixture::copy_repo(&node.storage, format, "fixture");
+        git(Some(&path), &["commit-graph", "write", "--reachable"]);
+        let older = git(Some(&path), &["rev-parse", "main~3"]);
+        let gone = git(Some(&path), &["rev-parse", "main~2"]);
+        std::fs::remove_file(path.join("objects").join(&gone[..2]).join(&gone[2..])).expect("a loose commit");
+        let want = lines(&git(Some(&path), &["rev-list", "main"]));
+        assert!(want.contains(&gone));
+        let got = c
+            .count_commits(CountCommitsRequest { repository: repo(format, "fixture"), revision: b"main".to_vec(), ..Default::default() })
+            .await
+            .expect("count")
+            .into_inner()
+            .count;
+        assert_eq!(got as usize, want.len(), "{format:?}");
+        let ancestor = c
+            .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "fixture"), ancestor_id: older, child_id: "main".into() })
+            .await
+            .expect("ancestor")
+            .into_inner();
+        assert!(ancestor.value, "{format:?}");
+    }
+}
