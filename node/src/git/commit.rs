@@ -187,7 +187,9 @@ pub fn diff_stat(repo: &Repo, old: Option<ObjectId>, new: Option<ObjectId>) -> R
 fn content(repo: &Repo, side: Option<(u32, ObjectId)>) -> Result<Vec<u8>, GitError> {
     match side {
         None => Ok(Vec::new()),
-        Some((mode, id)) if tree::kind_of(mode) == EntryKind::Commit => Ok(format!("Subproject commit {id}\n").into_bytes()),
+        Some((mode, id)) if tree::kind_of(mode) == EntryKind::Commit => {
+            Ok(format!("Subproject commit {id}\n").into_bytes())
+        }
         Some((_, id)) => Ok(objects::read(repo, id)?.map(|o| o.data).unwrap_or_default()),
     }
 }
@@ -260,7 +262,12 @@ fn pair_renames(repo: &Repo, changes: Vec<Change>) -> Result<Vec<Change>, GitErr
         match deleted.iter().enumerate().position(|(i, d)| !used[i] && d.old.map(|(_, id)| id) == id) {
             Some(i) => {
                 used[i] = true;
-                rest.push(Change { path: a.path, old_path: Some(deleted[i].path.clone()), old: deleted[i].old, new: a.new });
+                rest.push(Change {
+                    path: a.path,
+                    old_path: Some(deleted[i].path.clone()),
+                    old: deleted[i].old,
+                    new: a.new,
+                });
             }
             None => unmatched.push(a),
         }
@@ -286,7 +293,12 @@ fn pair_renames(repo: &Repo, changes: Vec<Change>) -> Result<Vec<Change>, GitErr
             match best {
                 Some((_, i)) => {
                     used[i] = true;
-                    rest.push(Change { path: a.path, old_path: Some(deleted[i].path.clone()), old: deleted[i].old, new: a.new });
+                    rest.push(Change {
+                        path: a.path,
+                        old_path: Some(deleted[i].path.clone()),
+                        old: deleted[i].old,
+                        new: a.new,
+                    });
                 }
                 None => remaining.push(a),
             }
@@ -329,7 +341,12 @@ fn chunk_bytes(data: &[u8]) -> HashMap<&[u8], usize> {
 /// The path `path` was renamed from in this commit (for `--follow`): a
 /// deleted file with the same contents, or the most similar deleted one
 /// when at least 50% similar.
-pub fn rename_source(repo: &Repo, parent_tree: ObjectId, tree: ObjectId, path: &[u8]) -> Result<Option<Vec<u8>>, GitError> {
+pub fn rename_source(
+    repo: &Repo,
+    parent_tree: ObjectId,
+    tree: ObjectId,
+    path: &[u8],
+) -> Result<Option<Vec<u8>>, GitError> {
     let mut changes = Vec::new();
     collect_changes(repo, Some(parent_tree), Some(tree), b"", &mut changes)?;
     Ok(pair_renames(repo, changes)?.into_iter().find(|c| c.path == path).and_then(|c| c.old_path))

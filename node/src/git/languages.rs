@@ -45,13 +45,19 @@ fn excluded(path: &[u8]) -> bool {
     let (dirs, file) = components.split_at(components.len() - 1);
     let file = file[0];
     if let Some(first) = dirs.first()
-        && ["docs", "Docs", "doc", "Doc", "man", "Man", "examples", "Examples", "demo", "Demo", "demos", "Demos", "samples", "Samples", "sample", "Sample", "deps"].contains(first)
+        && [
+            "docs", "Docs", "doc", "Doc", "man", "Man", "examples", "Examples", "demo", "Demo", "demos", "Demos",
+            "samples", "Samples", "sample", "Sample", "deps",
+        ]
+        .contains(first)
     {
         return true;
     }
     let vendored_dir = |d: &&str| {
-        matches!(*d, "vendor" | "node_modules" | "bower_components" | "Documentation" | "documentation" | "javadoc" | "Javadoc")
-            || d.eq_ignore_ascii_case("third_party")
+        matches!(
+            *d,
+            "vendor" | "node_modules" | "bower_components" | "Documentation" | "documentation" | "javadoc" | "Javadoc"
+        ) || d.eq_ignore_ascii_case("third_party")
             || d.eq_ignore_ascii_case("third-party")
             || d.eq_ignore_ascii_case("thirdparty")
             || d.eq_ignore_ascii_case("3rdparty")
@@ -62,8 +68,23 @@ fn excluded(path: &[u8]) -> bool {
     let stem_is = |names: &[&str]| {
         names.iter().any(|n| file == *n || file.strip_prefix(n).is_some_and(|rest| rest.starts_with('.')))
     };
-    stem_is(&["README", "Readme", "readme", "CHANGELOG", "CHANGES", "CHANGE", "CONTRIBUTING", "COPYING", "INSTALL", "LICENSE", "LICENCE", "License", "Licence", "license", "licence"])
-        || file.ends_with(".min.js")
+    stem_is(&[
+        "README",
+        "Readme",
+        "readme",
+        "CHANGELOG",
+        "CHANGES",
+        "CHANGE",
+        "CONTRIBUTING",
+        "COPYING",
+        "INSTALL",
+        "LICENSE",
+        "LICENCE",
+        "License",
+        "Licence",
+        "license",
+        "licence",
+    ]) || file.ends_with(".min.js")
         || file.ends_with(".min.css")
 }
 

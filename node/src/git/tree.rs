@@ -450,7 +450,9 @@ fn wild(p: &[u8], t: &[u8], pathname: bool, icase: bool, whole: &[u8]) -> bool {
         }
         _ if t.is_empty() => false,
         b'?' => !(pathname && t[0] == b'/') && wild(&p[1..], &t[1..], pathname, icase, whole),
-        b'\\' if p.len() > 1 => fold(p[1], icase) == fold(t[0], icase) && wild(&p[2..], &t[1..], pathname, icase, whole),
+        b'\\' if p.len() > 1 => {
+            fold(p[1], icase) == fold(t[0], icase) && wild(&p[2..], &t[1..], pathname, icase, whole)
+        }
         b'[' => match class(&p[1..], t[0], icase) {
             Some((matched, used)) => {
                 matched && !(pathname && t[0] == b'/') && wild(&p[1 + used..], &t[1..], pathname, icase, whole)
@@ -479,12 +481,13 @@ fn class(p: &[u8], c: u8, icase: bool) -> Option<(bool, usize)> {
             break;
         }
         first = false;
-        if pc == b'[' && p.get(i + 1) == Some(&b':') {
-            if let Some(e) = p[i + 2..].windows(2).position(|w| w == b":]") {
-                matched |= class_matches(&p[i + 2..i + 2 + e], c, icase);
-                i += 2 + e + 2;
-                continue;
-            }
+        if pc == b'['
+            && p.get(i + 1) == Some(&b':')
+            && let Some(e) = p[i + 2..].windows(2).position(|w| w == b":]")
+        {
+            matched |= class_matches(&p[i + 2..i + 2 + e], c, icase);
+            i += 2 + e + 2;
+            continue;
         }
         if pc == b'\\' {
             i += 1;
@@ -571,10 +574,12 @@ fn differs_below(
             return Ok(true);
         }
         let (sx, sy) = (sub(x), sub(y));
-        if (sx.is_some() || sy.is_some()) && sx != sy && spec.may_match_inside(&path) {
-            if differs_below(repo, sx, sy, &path, spec)? {
-                return Ok(true);
-            }
+        if (sx.is_some() || sy.is_some())
+            && sx != sy
+            && spec.may_match_inside(&path)
+            && differs_below(repo, sx, sy, &path, spec)?
+        {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -592,8 +597,7 @@ pub fn has_match(repo: &Repo, t: ObjectId, spec: &Pathspec) -> Result<bool, GitE
 pub fn ls_tree(repo: &Repo, root: ObjectId, path: &[u8]) -> Result<Vec<PathEntry>, GitError> {
     let list_dir = path.is_empty() || path.ends_with(b"/");
     let trimmed = path.strip_suffix(b"/").unwrap_or(path);
-    let components: Vec<&[u8]> =
-        if trimmed.is_empty() { Vec::new() } else { trimmed.split(|b| *b == b'/').collect() };
+    let components: Vec<&[u8]> = if trimmed.is_empty() { Vec::new() } else { trimmed.split(|b| *b == b'/').collect() };
     let mut tree = root;
     let mut prefix: Vec<u8> = Vec::new();
     for (i, name) in components.iter().enumerate() {

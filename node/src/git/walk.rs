@@ -87,7 +87,12 @@ pub fn resolve_args<A: AsRef<[u8]>>(repo: &Repo, args: &[A]) -> Result<Vec<Tip>,
     Ok(tips)
 }
 
-fn refs_matching(repo: &Repo, negative: bool, tips: &mut Vec<Tip>, keep: impl Fn(&str) -> bool) -> Result<(), RevError> {
+fn refs_matching(
+    repo: &Repo,
+    negative: bool,
+    tips: &mut Vec<Tip>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(), RevError> {
     for (name, id) in super::repo::resolved_references(repo)? {
         if keep(&name)
             && let Some(c) = objects::peel_to(repo, id, Kind::Commit)?
@@ -165,7 +170,8 @@ fn revision_arg(repo: &Repo, arg: &[u8], not: bool, tips: &mut Vec<Tip>) -> Resu
     if let Some(pos) = rev.windows(2).rposition(|w| w == b"^-") {
         let n = &rev[pos + 2..];
         if n.iter().all(u8::is_ascii_digit) {
-            let nth: usize = if n.is_empty() { 1 } else { std::str::from_utf8(n).ok().and_then(|s| s.parse().ok()).unwrap_or(0) };
+            let nth: usize =
+                if n.is_empty() { 1 } else { std::str::from_utf8(n).ok().and_then(|s| s.parse().ok()).unwrap_or(0) };
             let id = named_commit(repo, &rev[..pos], arg)?;
             let parents = parents_of(repo, id)?;
             let Some(p) = nth.checked_sub(1).and_then(|i| parents.get(i)) else {
@@ -305,7 +311,8 @@ impl Grep {
                 return false;
             }
         }
-        self.message.is_empty() || body.split(|b| *b == b'\n').any(|line| self.message.iter().any(|re| re.is_match(line)))
+        self.message.is_empty()
+            || body.split(|b| *b == b'\n').any(|line| self.message.iter().any(|re| re.is_match(line)))
     }
 }
 
@@ -351,7 +358,9 @@ fn bre_to_regex(p: &[u8]) -> String {
                 out.push('^');
                 next_start = true;
             }
-            b'$' if i + 1 == p.len() || p[i + 1..].starts_with(b"\\)") || p[i + 1..].starts_with(b"\\|") => out.push('$'),
+            b'$' if i + 1 == p.len() || p[i + 1..].starts_with(b"\\)") || p[i + 1..].starts_with(b"\\|") => {
+                out.push('$')
+            }
             b'.' => out.push('.'),
             b'[' => {
                 if let Some(end) = bracket_end(p, i) {
@@ -432,11 +441,12 @@ fn bracket_end(p: &[u8], start: usize) -> Option<usize> {
         j += 1;
     }
     while j < p.len() {
-        if p[j] == b'[' && p.get(j + 1) == Some(&b':') {
-            if let Some(k) = p[j + 2..].windows(2).position(|w| w == b":]") {
-                j += 2 + k + 2;
-                continue;
-            }
+        if p[j] == b'['
+            && p.get(j + 1) == Some(&b':')
+            && let Some(k) = p[j + 2..].windows(2).position(|w| w == b":]")
+        {
+            j += 2 + k + 2;
+            continue;
         }
         if p[j] == b']' {
             return Some(j);
@@ -572,7 +582,7 @@ impl<'r> Walk<'r> {
     }
 
     /// The next commit to show.
-    pub fn next(&mut self) -> Result<Option<ObjectId>, GitError> {
+    pub fn next_id(&mut self) -> Result<Option<ObjectId>, GitError> {
         Ok(self.next_with_side()?.map(|(id, _)| id))
     }
 
@@ -656,11 +666,7 @@ impl<'r> Walk<'r> {
     }
 
     fn must_parse(&mut self, idx: u32) -> Result<(), GitError> {
-        if self.parse(idx)? {
-            Ok(())
-        } else {
-            Err(GitError::RevisionNotFound(self.nodes[idx as usize].id.to_string()))
-        }
+        if self.parse(idx)? { Ok(()) } else { Err(GitError::RevisionNotFound(self.nodes[idx as usize].id.to_string())) }
     }
 
     fn push(&mut self, idx: u32) {
@@ -1038,7 +1044,7 @@ impl<'r> Walk<'r> {
 /// Counts what a walk shows.
 pub fn count(mut walk: Walk<'_>) -> Result<usize, GitError> {
     let mut n = 0;
-    while walk.next()?.is_some() {
+    while walk.next_id()?.is_some() {
         n += 1;
     }
     Ok(n)

@@ -47,7 +47,10 @@ fn detail<M: prost::Message + Default>(status: &tonic::Status) -> M {
     M::decode(details.first().expect("a detail").value.as_slice()).expect("decodes")
 }
 
-async fn list_commits(c: &mut CommitServiceClient<Channel>, req: ListCommitsRequest) -> Result<Vec<String>, tonic::Status> {
+async fn list_commits(
+    c: &mut CommitServiceClient<Channel>,
+    req: ListCommitsRequest,
+) -> Result<Vec<String>, tonic::Status> {
     let msgs = all(c.list_commits(req).await).await?;
     Ok(msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect())
 }
@@ -160,8 +163,14 @@ async fn list_commits_matches_rev_list() {
             (ListCommitsRequest { revisions: revs(&["main", "^feature"]), ..base() }, vec!["main", "^feature"]),
             (ListCommitsRequest { revisions: revs(&["feature..main"]), ..base() }, vec!["feature..main"]),
             (ListCommitsRequest { revisions: revs(&["main...feature~1"]), ..base() }, vec!["main...feature~1"]),
-            (ListCommitsRequest { revisions: revs(&["main", "--not", "feature"]), ..base() }, vec!["main", "--not", "feature"]),
-            (ListCommitsRequest { revisions: revs(&["--branches", "--not", "--tags"]), ..base() }, vec!["--branches", "--not", "--tags"]),
+            (
+                ListCommitsRequest { revisions: revs(&["main", "--not", "feature"]), ..base() },
+                vec!["main", "--not", "feature"],
+            ),
+            (
+                ListCommitsRequest { revisions: revs(&["--branches", "--not", "--tags"]), ..base() },
+                vec!["--branches", "--not", "--tags"],
+            ),
             (ListCommitsRequest { revisions: revs(&["--tags=v1.0*"]), ..base() }, vec!["--tags=v1.0*"]),
             (ListCommitsRequest { revisions: revs(&["--glob=heads/f*"]), ..base() }, vec!["--glob=heads/f*"]),
             (ListCommitsRequest { revisions: revs(&["main^@"]), ..base() }, vec!["main^@"]),
@@ -169,9 +178,18 @@ async fn list_commits_matches_rev_list() {
             (ListCommitsRequest { revisions: revs(&["--all"]), order: 1, ..base() }, vec!["--topo-order", "--all"]),
             (ListCommitsRequest { revisions: revs(&["--all"]), order: 2, ..base() }, vec!["--date-order", "--all"]),
             (ListCommitsRequest { revisions: revs(&["main"]), reverse: true, ..base() }, vec!["--reverse", "main"]),
-            (ListCommitsRequest { revisions: revs(&["--all"]), max_parents: 1, ..base() }, vec!["--max-parents=1", "--all"]),
-            (ListCommitsRequest { revisions: revs(&["main", "feature"]), disable_walk: true, ..base() }, vec!["--no-walk", "main", "feature"]),
-            (ListCommitsRequest { revisions: revs(&["main"]), first_parent: true, ..base() }, vec!["--first-parent", "main"]),
+            (
+                ListCommitsRequest { revisions: revs(&["--all"]), max_parents: 1, ..base() },
+                vec!["--max-parents=1", "--all"],
+            ),
+            (
+                ListCommitsRequest { revisions: revs(&["main", "feature"]), disable_walk: true, ..base() },
+                vec!["--no-walk", "main", "feature"],
+            ),
+            (
+                ListCommitsRequest { revisions: revs(&["main"]), first_parent: true, ..base() },
+                vec!["--first-parent", "main"],
+            ),
             (
                 ListCommitsRequest { revisions: revs(&["--all"]), author: b"ann@".to_vec(), ..base() },
                 vec!["--author=ann@", "--all"],
@@ -200,7 +218,11 @@ async fn list_commits_matches_rev_list() {
                 vec!["--all", "--", "CHANGELOG"],
             ),
             (
-                ListCommitsRequest { revisions: revs(&["main"]), paths: vec![b"src".to_vec(), b"*.md".to_vec()], ..base() },
+                ListCommitsRequest {
+                    revisions: revs(&["main"]),
+                    paths: vec![b"src".to_vec(), b"*.md".to_vec()],
+                    ..base()
+                },
                 vec!["main", "--", "src", "*.md"],
             ),
             (
@@ -223,7 +245,11 @@ async fn list_commits_matches_rev_list() {
             .commits
             .remove(0);
         let found = c
-            .find_commit(FindCommitRequest { repository: repo(format, "fixture"), revision: b"main".to_vec(), trailers: false })
+            .find_commit(FindCommitRequest {
+                repository: repo(format, "fixture"),
+                revision: b"main".to_vec(),
+                trailers: false,
+            })
             .await
             .expect("find")
             .into_inner()
@@ -243,15 +269,14 @@ async fn list_commits_paginates_long_history() {
         let mut got: Vec<String> = Vec::new();
         let mut token = String::new();
         loop {
-            let msgs = all(
-                c.list_commits(ListCommitsRequest {
+            let msgs = all(c
+                .list_commits(ListCommitsRequest {
                     repository: repo(format, "long"),
                     revisions: vec!["main".into()],
                     pagination_params: Some(PaginationParameter { page_token: token.clone(), limit: 3000 }),
                     ..Default::default()
                 })
-                .await,
-            )
+                .await)
             .await
             .expect("page");
             let page: Vec<String> = msgs.iter().flat_map(|m| m.commits.iter().map(|c| c.id.clone())).collect();
@@ -365,29 +390,37 @@ async fn ambiguous_short_ids() {
             .expect("find")
             .into_inner();
         assert!(found.commit.is_none());
-        let e = all(c.find_commits(FindCommitsRequest {
-            repository: r.clone(),
-            revision: prefix.clone().into(),
-            limit: 10,
-            ..Default::default()
-        })
-        .await)
+        let e = all(c
+            .find_commits(FindCommitsRequest {
+                repository: r.clone(),
+                revision: prefix.clone().into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .await)
         .await
         .expect_err("ambiguous");
         assert_eq!(e.code(), Code::NotFound);
         let d: FindCommitsError = detail(&e);
-        assert!(matches!(d.error, Some(find_commits_error::Error::AmbiguousRef(ref a)) if a.reference == prefix.as_bytes()));
+        assert!(
+            matches!(d.error, Some(find_commits_error::Error::AmbiguousRef(ref a)) if a.reference == prefix.as_bytes())
+        );
         let ancestor = c
-            .commit_is_ancestor(CommitIsAncestorRequest { repository: r.clone(), ancestor_id: prefix.clone(), child_id: "main".into() })
+            .commit_is_ancestor(CommitIsAncestorRequest {
+                repository: r.clone(),
+                ancestor_id: prefix.clone(),
+                child_id: "main".into(),
+            })
             .await
             .expect("is ancestor")
             .into_inner();
         assert!(!ancestor.value);
-        let exists = all(c.check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest {
-            repository: r.clone(),
-            revisions: vec![prefix.clone().into_bytes()],
-        }]))
-        .await)
+        let exists = all(c
+            .check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest {
+                repository: r.clone(),
+                revisions: vec![prefix.clone().into_bytes()],
+            }]))
+            .await)
         .await
         .expect("check");
         assert!(!exists[0].revisions[0].exists);
@@ -399,24 +432,32 @@ async fn list_all_commits_lists_the_object_database() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let mut want: Vec<String> = glines(format, "fixture", &["cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname)"])
-            .into_iter()
-            .filter_map(|l| l.strip_prefix("commit ").map(str::to_owned))
-            .collect();
+        let mut want: Vec<String> = glines(
+            format,
+            "fixture",
+            &["cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname)"],
+        )
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("commit ").map(str::to_owned))
+        .collect();
         want.sort();
         let req = |token: &str, limit: i32| ListAllCommitsRequest {
             repository: repo(format, "fixture"),
             pagination_params: Some(PaginationParameter { page_token: token.into(), limit }),
         };
-        let ids = |msgs: Vec<ListAllCommitsResponse>| msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>();
+        let ids = |msgs: Vec<ListAllCommitsResponse>| {
+            msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>()
+        };
         assert_eq!(ids(all(c.list_all_commits(req("", 0)).await).await.expect("all")), want);
         let first = ids(all(c.list_all_commits(req("", 3)).await).await.expect("page"));
         assert_eq!(first, want[..3]);
         let rest = ids(all(c.list_all_commits(req(&first[2], 0)).await).await.expect("rest"));
         assert_eq!(rest, want[3..]);
-        let empty = ids(all(c.list_all_commits(ListAllCommitsRequest { repository: repo(format, "empty"), pagination_params: None }).await)
-            .await
-            .expect("empty"));
+        let empty = ids(all(c
+            .list_all_commits(ListAllCommitsRequest { repository: repo(format, "empty"), pagination_params: None })
+            .await)
+        .await
+        .expect("empty"));
         assert!(empty.is_empty());
     }
 }
@@ -428,7 +469,11 @@ async fn count_commits_matches_rev_list() {
     for format in FORMATS {
         for (name, req, args) in [
             ("long", CountCommitsRequest { revision: b"main".to_vec(), ..Default::default() }, vec!["main"]),
-            ("long", CountCommitsRequest { revision: b"main".to_vec(), max_count: 100, ..Default::default() }, vec!["--max-count=100", "main"]),
+            (
+                "long",
+                CountCommitsRequest { revision: b"main".to_vec(), max_count: 100, ..Default::default() },
+                vec!["--max-count=100", "main"],
+            ),
             ("long", CountCommitsRequest { all: true, ..Default::default() }, vec!["--all"]),
             (
                 "long",
@@ -437,7 +482,12 @@ async fn count_commits_matches_rev_list() {
             ),
             (
                 "long",
-                CountCommitsRequest { revision: b"main".to_vec(), path: b"file-0*".to_vec(), max_count: 250, ..Default::default() },
+                CountCommitsRequest {
+                    revision: b"main".to_vec(),
+                    path: b"file-0*".to_vec(),
+                    max_count: 250,
+                    ..Default::default()
+                },
                 vec!["--max-count=250", "main", "--", "file-0*"],
             ),
             (
@@ -450,8 +500,16 @@ async fn count_commits_matches_rev_list() {
                 },
                 vec!["--since=1500300000", "--until=1500400000", "main"],
             ),
-            ("long", CountCommitsRequest { revision: b"main".to_vec(), first_parent: true, ..Default::default() }, vec!["--first-parent", "main"]),
-            ("long", CountCommitsRequest { revision: b"r5000..main".to_vec(), ..Default::default() }, vec!["r5000..main"]),
+            (
+                "long",
+                CountCommitsRequest { revision: b"main".to_vec(), first_parent: true, ..Default::default() },
+                vec!["--first-parent", "main"],
+            ),
+            (
+                "long",
+                CountCommitsRequest { revision: b"r5000..main".to_vec(), ..Default::default() },
+                vec!["r5000..main"],
+            ),
             (
                 "fixture",
                 CountCommitsRequest {
@@ -462,7 +520,11 @@ async fn count_commits_matches_rev_list() {
                 },
                 vec!["--literal-pathspecs", "main", "--", "*.md"],
             ),
-            ("fixture", CountCommitsRequest { revision: b"main".to_vec(), path: b"*.md".to_vec(), ..Default::default() }, vec!["main", "--", "*.md"]),
+            (
+                "fixture",
+                CountCommitsRequest { revision: b"main".to_vec(), path: b"*.md".to_vec(), ..Default::default() },
+                vec!["main", "--", "*.md"],
+            ),
         ] {
             let mut git_args = vec!["rev-list", "--count"];
             if args.first() == Some(&"--literal-pathspecs") {
@@ -479,7 +541,11 @@ async fn count_commits_matches_rev_list() {
             assert_eq!(got, want, "{format:?} {args:?}");
         }
         let missing = c
-            .count_commits(CountCommitsRequest { repository: repo(format, "long"), revision: b"nope".to_vec(), ..Default::default() })
+            .count_commits(CountCommitsRequest {
+                repository: repo(format, "long"),
+                revision: b"nope".to_vec(),
+                ..Default::default()
+            })
             .await
             .expect("missing revisions count nothing")
             .into_inner();
@@ -491,7 +557,11 @@ async fn count_commits_matches_rev_list() {
         .expect_err("no revision");
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = c
-        .count_commits(CountCommitsRequest { repository: repo(Format::Sha1, "long"), revision: b"--all".to_vec(), ..Default::default() })
+        .count_commits(CountCommitsRequest {
+            repository: repo(Format::Sha1, "long"),
+            revision: b"--all".to_vec(),
+            ..Default::default()
+        })
         .await
         .expect_err("option-like");
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -502,10 +572,16 @@ async fn count_diverging_commits_matches_rev_list() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        for (name, from, to, max) in
-            [("fixture", "main", "feature", 0), ("fixture", "feature~1", "unicode-ß", 0), ("long", "side", "r5000", 0), ("long", "r2000", "main", 0), ("long", "r2000", "main", 100), ("fixture", "main", "main", 0)]
-        {
-            let mut args = vec!["rev-list".to_owned(), "--count".into(), "--left-right".into(), format!("{from}...{to}")];
+        for (name, from, to, max) in [
+            ("fixture", "main", "feature", 0),
+            ("fixture", "feature~1", "unicode-ß", 0),
+            ("long", "side", "r5000", 0),
+            ("long", "r2000", "main", 0),
+            ("long", "r2000", "main", 100),
+            ("fixture", "main", "main", 0),
+        ] {
+            let mut args =
+                vec!["rev-list".to_owned(), "--count".into(), "--left-right".into(), format!("{from}...{to}")];
             if max != 0 {
                 args.push(format!("--max-count={max}"));
             }
@@ -524,7 +600,11 @@ async fn count_diverging_commits_matches_rev_list() {
             assert_eq!(format!("{}\t{}", got.left_count, got.right_count), want, "{from}...{to}");
         }
         let e = c
-            .count_diverging_commits(CountDivergingCommitsRequest { repository: repo(format, "fixture"), from: b"main".to_vec(), ..Default::default() })
+            .count_diverging_commits(CountDivergingCommitsRequest {
+                repository: repo(format, "fixture"),
+                from: b"main".to_vec(),
+                ..Default::default()
+            })
             .await
             .expect_err("to missing");
         assert_eq!(e.code(), Code::InvalidArgument);
@@ -547,7 +627,16 @@ async fn commit_is_ancestor_matches_merge_base() {
     let mut c = client(&node).await;
     for format in FORMATS {
         let path = fixture::path(format, "fixture");
-        for (a, b) in [("main~2", "main"), ("main", "main~2"), ("feature", "main"), ("v1.0", "v1.1"), ("main", "main"), ("unicode-ß", "feature"), ("nope", "main"), ("main", "HEAD")] {
+        for (a, b) in [
+            ("main~2", "main"),
+            ("main", "main~2"),
+            ("feature", "main"),
+            ("v1.0", "v1.1"),
+            ("main", "main"),
+            ("unicode-ß", "feature"),
+            ("nope", "main"),
+            ("main", "HEAD"),
+        ] {
             let want = std::process::Command::new("git")
                 .args(["-C"])
                 .arg(&path)
@@ -556,7 +645,11 @@ async fn commit_is_ancestor_matches_merge_base() {
                 .expect("git")
                 .success();
             let got = c
-                .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "fixture"), ancestor_id: a.into(), child_id: b.into() })
+                .commit_is_ancestor(CommitIsAncestorRequest {
+                    repository: repo(format, "fixture"),
+                    ancestor_id: a.into(),
+                    child_id: b.into(),
+                })
                 .await
                 .expect("is ancestor")
                 .into_inner()
@@ -565,14 +658,22 @@ async fn commit_is_ancestor_matches_merge_base() {
         }
         let tree = fgit(format, "fixture", &["rev-parse", "main^{tree}"]);
         let got = c
-            .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "fixture"), ancestor_id: tree, child_id: "main".into() })
+            .commit_is_ancestor(CommitIsAncestorRequest {
+                repository: repo(format, "fixture"),
+                ancestor_id: tree,
+                child_id: "main".into(),
+            })
             .await
             .expect("tree")
             .into_inner();
         assert!(!got.value);
         let r5 = fgit(format, "long", &["rev-parse", "r500"]);
         let got = c
-            .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "long"), ancestor_id: r5, child_id: "main".into() })
+            .commit_is_ancestor(CommitIsAncestorRequest {
+                repository: repo(format, "long"),
+                ancestor_id: r5,
+                child_id: "main".into(),
+            })
             .await
             .expect("long")
             .into_inner();
@@ -580,7 +681,11 @@ async fn commit_is_ancestor_matches_merge_base() {
     }
     for (a, b) in [("", "main"), ("main", "")] {
         let e = c
-            .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(Format::Sha1, "fixture"), ancestor_id: a.into(), child_id: b.into() })
+            .commit_is_ancestor(CommitIsAncestorRequest {
+                repository: repo(Format::Sha1, "fixture"),
+                ancestor_id: a.into(),
+                child_id: b.into(),
+            })
             .await
             .expect_err("empty");
         assert_eq!(e.code(), Code::InvalidArgument);
@@ -593,7 +698,10 @@ fn log_ids(format: Format, name: &str, args: &[&str]) -> Vec<String> {
     glines(format, name, &a)
 }
 
-async fn find_commits(c: &mut CommitServiceClient<Channel>, req: FindCommitsRequest) -> Result<Vec<GitCommit>, tonic::Status> {
+async fn find_commits(
+    c: &mut CommitServiceClient<Channel>,
+    req: FindCommitsRequest,
+) -> Result<Vec<GitCommit>, tonic::Status> {
     Ok(all(c.find_commits(req).await).await?.into_iter().flat_map(|m| m.commits).collect())
 }
 
@@ -602,19 +710,65 @@ async fn find_commits_matches_git_log() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let base = |name: &str| FindCommitsRequest { repository: repo(format, name), limit: 1000, ..Default::default() };
+        let base =
+            |name: &str| FindCommitsRequest { repository: repo(format, name), limit: 1000, ..Default::default() };
         let cases: Vec<(&str, FindCommitsRequest, Vec<&str>)> = vec![
             ("fixture", FindCommitsRequest { revision: b"main".to_vec(), ..base("fixture") }, vec!["main"]),
             ("fixture", base("fixture"), vec!["main"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), limit: 2, offset: 1, ..base("fixture") }, vec!["--skip=1", "--max-count=2", "main"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), paths: vec![b"CHANGELOG".to_vec()], ..base("fixture") }, vec!["main", "--", "CHANGELOG"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), paths: vec![b"src/core.rs".to_vec()], follow: true, ..base("fixture") }, vec!["--follow", "main", "--", "src/core.rs"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), skip_merges: true, ..base("fixture") }, vec!["--no-merges", "main"]),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), limit: 2, offset: 1, ..base("fixture") },
+                vec!["--skip=1", "--max-count=2", "main"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest {
+                    revision: b"main".to_vec(),
+                    paths: vec![b"CHANGELOG".to_vec()],
+                    ..base("fixture")
+                },
+                vec!["main", "--", "CHANGELOG"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest {
+                    revision: b"main".to_vec(),
+                    paths: vec![b"src/core.rs".to_vec()],
+                    follow: true,
+                    ..base("fixture")
+                },
+                vec!["--follow", "main", "--", "src/core.rs"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), skip_merges: true, ..base("fixture") },
+                vec!["--no-merges", "main"],
+            ),
             ("fixture", FindCommitsRequest { all: true, ..base("fixture") }, vec!["--all", "--reverse"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), first_parent: true, ..base("fixture") }, vec!["--first-parent", "main"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), order: 1, ..base("fixture") }, vec!["--topo-order", "main"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), author: b"Ann".to_vec(), ..base("fixture") }, vec!["--author=Ann", "main"]),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), message_regex: "readme|NOTES".into(), ..base("fixture") }, vec!["--grep=readme|NOTES", "--regexp-ignore-case", "main"]),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), first_parent: true, ..base("fixture") },
+                vec!["--first-parent", "main"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), order: 1, ..base("fixture") },
+                vec!["--topo-order", "main"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), author: b"Ann".to_vec(), ..base("fixture") },
+                vec!["--author=Ann", "main"],
+            ),
+            (
+                "fixture",
+                FindCommitsRequest {
+                    revision: b"main".to_vec(),
+                    message_regex: "readme|NOTES".into(),
+                    ..base("fixture")
+                },
+                vec!["--grep=readme|NOTES", "--regexp-ignore-case", "main"],
+            ),
             (
                 "fixture",
                 FindCommitsRequest {
@@ -625,7 +779,11 @@ async fn find_commits_matches_git_log() {
                 },
                 vec!["--literal-pathspecs", "main", "--", "*.md"],
             ),
-            ("fixture", FindCommitsRequest { revision: b"main".to_vec(), paths: vec![b"*.md".to_vec()], ..base("fixture") }, vec!["main", "--", "*.md"]),
+            (
+                "fixture",
+                FindCommitsRequest { revision: b"main".to_vec(), paths: vec![b"*.md".to_vec()], ..base("fixture") },
+                vec!["main", "--", "*.md"],
+            ),
             (
                 "long",
                 FindCommitsRequest {
@@ -638,8 +796,23 @@ async fn find_commits_matches_git_log() {
                 },
                 vec!["--skip=20", "--max-count=30", "--before=1500500000", "main", "--", "file-42.txt"],
             ),
-            ("long", FindCommitsRequest { revision: b"main".to_vec(), limit: 50, offset: 5000, ..base("long") }, vec!["--skip=5000", "--max-count=50", "main"]),
-            ("long", FindCommitsRequest { revision: b"main".to_vec(), limit: 20, offset: 5, follow: true, paths: vec![b"file-03.txt".to_vec()], ..base("long") }, vec!["--follow", "main", "--", "file-03.txt"]),
+            (
+                "long",
+                FindCommitsRequest { revision: b"main".to_vec(), limit: 50, offset: 5000, ..base("long") },
+                vec!["--skip=5000", "--max-count=50", "main"],
+            ),
+            (
+                "long",
+                FindCommitsRequest {
+                    revision: b"main".to_vec(),
+                    limit: 20,
+                    offset: 5,
+                    follow: true,
+                    paths: vec![b"file-03.txt".to_vec()],
+                    ..base("long")
+                },
+                vec!["--follow", "main", "--", "file-03.txt"],
+            ),
         ];
         for (name, req, args) in cases {
             let follow_offset = if req.follow { Some((req.offset as usize, req.limit as usize)) } else { None };
@@ -655,7 +828,12 @@ async fn find_commits_matches_git_log() {
             if let Some((offset, limit)) = follow_offset {
                 want = want.into_iter().skip(offset).take(limit).collect();
             }
-            let got: Vec<String> = find_commits(&mut c, req).await.unwrap_or_else(|e| panic!("{args:?}: {e}")).into_iter().map(|c| c.id).collect();
+            let got: Vec<String> = find_commits(&mut c, req)
+                .await
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
             assert_eq!(got, want, "{format:?} {args:?}");
         }
     }
@@ -666,15 +844,25 @@ async fn find_commits_extras_and_errors() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let base = FindCommitsRequest { repository: repo(format, "fixture"), revision: b"--all".to_vec(), limit: 100, ..Default::default() };
+        let base = FindCommitsRequest {
+            repository: repo(format, "fixture"),
+            revision: b"--all".to_vec(),
+            limit: 100,
+            ..Default::default()
+        };
         let all_refs = FindCommitsRequest { revision: Vec::new(), all: true, ..base.clone() };
         // Short stats as `git log --shortstat` prints them.
-        let got = find_commits(&mut c, FindCommitsRequest { include_shortstat: true, ..all_refs.clone() }).await.expect("stats");
+        let got = find_commits(&mut c, FindCommitsRequest { include_shortstat: true, ..all_refs.clone() })
+            .await
+            .expect("stats");
         for commit in &got {
             let stat = fgit(format, "fixture", &["log", "-1", "--format=", "--shortstat", &commit.id]);
             let want = (!stat.trim().is_empty()).then(|| {
                 let n = |word: &str| {
-                    stat.split(", ").find(|p| p.contains(word)).and_then(|p| p.trim().split(' ').next()).map_or(0, |n| n.parse().expect("number"))
+                    stat.split(", ")
+                        .find(|p| p.contains(word))
+                        .and_then(|p| p.trim().split(' ').next())
+                        .map_or(0, |n| n.parse().expect("number"))
                 };
                 CommitStatInfo { changed_files: n("changed"), additions: n("insertion"), deletions: n("deletion") }
             });
@@ -682,13 +870,29 @@ async fn find_commits_extras_and_errors() {
         }
         // Referencing refs as `git log --decorate=full --decorate-refs` shows them.
         let patterns = ["refs/heads/", "refs/tags", "HEAD"];
-        let got = find_commits(&mut c, FindCommitsRequest {
-            include_referenced_by: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
-            ..all_refs.clone()
-        })
+        let got = find_commits(
+            &mut c,
+            FindCommitsRequest {
+                include_referenced_by: patterns.iter().map(|p| p.as_bytes().to_vec()).collect(),
+                ..all_refs.clone()
+            },
+        )
         .await
         .expect("refs");
-        let want = glines(format, "fixture", &["log", "--all", "--reverse", "--decorate=full", "--decorate-refs=refs/heads/", "--decorate-refs=refs/tags", "--decorate-refs=HEAD", "--format=%H %D"]);
+        let want = glines(
+            format,
+            "fixture",
+            &[
+                "log",
+                "--all",
+                "--reverse",
+                "--decorate=full",
+                "--decorate-refs=refs/heads/",
+                "--decorate-refs=refs/tags",
+                "--decorate-refs=HEAD",
+                "--format=%H %D",
+            ],
+        );
         for (commit, line) in got.iter().zip(&want) {
             let (id, refs) = line.split_once(' ').unwrap_or((line, ""));
             assert_eq!(commit.id, id);
@@ -703,20 +907,31 @@ async fn find_commits_extras_and_errors() {
                     }
                 })
                 .collect();
-            let got_refs: Vec<String> = commit.referenced_by.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+            let got_refs: Vec<String> =
+                commit.referenced_by.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
             assert_eq!(got_refs, want_refs, "{id}");
         }
         // Trailers.
-        let got = find_commits(&mut c, FindCommitsRequest { revision: b"main".to_vec(), trailers: true, ..base.clone() }).await.expect("trailers");
+        let got =
+            find_commits(&mut c, FindCommitsRequest { revision: b"main".to_vec(), trailers: true, ..base.clone() })
+                .await
+                .expect("trailers");
         let feature = got.iter().find(|g| g.subject == b"Add submodule and LFS object").expect("feature commit");
         assert_eq!(feature.trailers.len(), 2);
         // Limit 0 answers nothing.
-        assert!(find_commits(&mut c, FindCommitsRequest { revision: b"main".to_vec(), limit: 0, ..base.clone() }).await.expect("none").is_empty());
+        assert!(
+            find_commits(&mut c, FindCommitsRequest { revision: b"main".to_vec(), limit: 0, ..base.clone() })
+                .await
+                .expect("none")
+                .is_empty()
+        );
         // Errors with details.
         let missing_oid = "1".repeat(if format == Format::Sha1 { 40 } else { 64 });
         let range = format!("{missing_oid}..main");
         for (revision, code) in [("nope", 0), (&missing_oid[..], 1), (&range[..], 2), ("nope..main", 0)] {
-            let e = find_commits(&mut c, FindCommitsRequest { revision: revision.into(), ..base.clone() }).await.expect_err("unknown");
+            let e = find_commits(&mut c, FindCommitsRequest { revision: revision.into(), ..base.clone() })
+                .await
+                .expect_err("unknown");
             assert_eq!(e.code(), Code::NotFound, "{revision}");
             let d: FindCommitsError = detail(&e);
             match (code, d.error) {
@@ -727,10 +942,17 @@ async fn find_commits_extras_and_errors() {
             }
         }
         for bad in ["--output=/tmp/find-commits", "-n1"] {
-            let e = find_commits(&mut c, FindCommitsRequest { revision: bad.into(), ..base.clone() }).await.expect_err("bad");
+            let e = find_commits(&mut c, FindCommitsRequest { revision: bad.into(), ..base.clone() })
+                .await
+                .expect_err("bad");
             assert_eq!(e.code(), Code::InvalidArgument);
         }
-        let e = find_commits(&mut c, FindCommitsRequest { revision: b"main".to_vec(), paths: vec![Vec::new()], ..base.clone() }).await.expect_err("empty path");
+        let e = find_commits(
+            &mut c,
+            FindCommitsRequest { revision: b"main".to_vec(), paths: vec![Vec::new()], ..base.clone() },
+        )
+        .await
+        .expect_err("empty path");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
@@ -740,7 +962,9 @@ async fn find_all_commits_and_commits_by_message() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let ids = |msgs: Vec<FindAllCommitsResponse>| msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>();
+        let ids = |msgs: Vec<FindAllCommitsResponse>| {
+            msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>()
+        };
         let branches = glines(format, "fixture", &["for-each-ref", "--format=%(refname)", "refs/heads/"]);
         let mut args: Vec<&str> = branches.iter().map(String::as_str).collect();
         for (req, extra) in [
@@ -751,27 +975,84 @@ async fn find_all_commits_and_commits_by_message() {
         ] {
             let mut a = extra.clone();
             a.append(&mut args.clone());
-            let got = ids(all(c.find_all_commits(FindAllCommitsRequest { repository: repo(format, "fixture"), ..req }).await).await.expect("all"));
+            let got = ids(all(c
+                .find_all_commits(FindAllCommitsRequest { repository: repo(format, "fixture"), ..req })
+                .await)
+            .await
+            .expect("all"));
             assert_eq!(got, log_ids(format, "fixture", &a), "{extra:?}");
         }
         args.clear();
-        let got = ids(all(c.find_all_commits(FindAllCommitsRequest { repository: repo(format, "long"), revision: b"r3000".to_vec(), max_count: 10, ..Default::default() }).await).await.expect("rev"));
+        let got = ids(all(c
+            .find_all_commits(FindAllCommitsRequest {
+                repository: repo(format, "long"),
+                revision: b"r3000".to_vec(),
+                max_count: 10,
+                ..Default::default()
+            })
+            .await)
+        .await
+        .expect("rev"));
         assert_eq!(got, log_ids(format, "long", &["--max-count=10", "r3000"]));
-        let none = ids(all(c.find_all_commits(FindAllCommitsRequest { repository: repo(format, "long"), revision: b"nope".to_vec(), ..Default::default() }).await).await.expect("nope"));
+        let none = ids(all(c
+            .find_all_commits(FindAllCommitsRequest {
+                repository: repo(format, "long"),
+                revision: b"nope".to_vec(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .expect("nope"));
         assert!(none.is_empty());
 
-        let by_msg = |msgs: Vec<CommitsByMessageResponse>| msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>();
+        let by_msg = |msgs: Vec<CommitsByMessageResponse>| {
+            msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect::<Vec<_>>()
+        };
         for (req, want_args) in [
-            (CommitsByMessageRequest { query: "commit 10\\+$".into(), ..Default::default() }, vec!["--grep=commit 10\\+$", "-i", "main"]),
-            (CommitsByMessageRequest { query: "touches file-07".into(), limit: 5, offset: 3, ..Default::default() }, vec!["--grep=touches file-07", "-i", "--skip=3", "--max-count=5", "main"]),
-            (CommitsByMessageRequest { query: "commit".into(), path: b"file-99.txt".to_vec(), limit: 7, revision: b"r6000".to_vec(), ..Default::default() }, vec!["--grep=commit", "-i", "--max-count=7", "r6000", "--", "file-99.txt"]),
+            (
+                CommitsByMessageRequest { query: "commit 10\\+$".into(), ..Default::default() },
+                vec!["--grep=commit 10\\+$", "-i", "main"],
+            ),
+            (
+                CommitsByMessageRequest { query: "touches file-07".into(), limit: 5, offset: 3, ..Default::default() },
+                vec!["--grep=touches file-07", "-i", "--skip=3", "--max-count=5", "main"],
+            ),
+            (
+                CommitsByMessageRequest {
+                    query: "commit".into(),
+                    path: b"file-99.txt".to_vec(),
+                    limit: 7,
+                    revision: b"r6000".to_vec(),
+                    ..Default::default()
+                },
+                vec!["--grep=commit", "-i", "--max-count=7", "r6000", "--", "file-99.txt"],
+            ),
         ] {
-            let got = by_msg(all(c.commits_by_message(CommitsByMessageRequest { repository: repo(format, "long"), ..req }).await).await.expect("by message"));
+            let got = by_msg(
+                all(c.commits_by_message(CommitsByMessageRequest { repository: repo(format, "long"), ..req }).await)
+                    .await
+                    .expect("by message"),
+            );
             assert_eq!(got, log_ids(format, "long", &want_args), "{want_args:?}");
         }
-        let none = by_msg(all(c.commits_by_message(CommitsByMessageRequest { repository: repo(format, "long"), revision: b"nope".to_vec(), query: "x".into(), ..Default::default() }).await).await.expect("nope"));
+        let none = by_msg(
+            all(c
+                .commits_by_message(CommitsByMessageRequest {
+                    repository: repo(format, "long"),
+                    revision: b"nope".to_vec(),
+                    query: "x".into(),
+                    ..Default::default()
+                })
+                .await)
+            .await
+            .expect("nope"),
+        );
         assert!(none.is_empty());
-        let e = all(c.commits_by_message(CommitsByMessageRequest { repository: repo(format, "long"), ..Default::default() }).await).await.expect_err("no query");
+        let e = all(c
+            .commits_by_message(CommitsByMessageRequest { repository: repo(format, "long"), ..Default::default() })
+            .await)
+        .await
+        .expect_err("no query");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
@@ -817,21 +1098,36 @@ async fn last_commits_match_git_log() {
         }
         for bad in ["../x", "/etc/passwd", "a/../../b"] {
             let e = c
-                .last_commit_for_path(LastCommitForPathRequest { repository: repo(format, "fixture"), revision: b"main".to_vec(), path: bad.into(), ..Default::default() })
+                .last_commit_for_path(LastCommitForPathRequest {
+                    repository: repo(format, "fixture"),
+                    revision: b"main".to_vec(),
+                    path: bad.into(),
+                    ..Default::default()
+                })
                 .await
                 .expect_err("escaping path");
             assert_eq!(e.code(), Code::InvalidArgument, "{bad}");
         }
         let e = c
-            .last_commit_for_path(LastCommitForPathRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec(), path: b"README.md".to_vec(), ..Default::default() })
+            .last_commit_for_path(LastCommitForPathRequest {
+                repository: repo(format, "fixture"),
+                revision: b"nope".to_vec(),
+                path: b"README.md".to_vec(),
+                ..Default::default()
+            })
             .await
             .expect_err("unknown revision");
         assert_eq!(e.code(), Code::Internal);
 
         // ListLastCommitsForTree: every ls-tree entry with its last commit.
-        for (name, revision, path, offset, limit) in
-            [("fixture", "main", "/", 0, 100), ("fixture", "main", "deep/", 0, 10), ("fixture", "main", "files", 0, 10), ("fixture", "main", "", 3, 4), ("long", "main", "/", 10, 25), ("long", "r1000", "", 95, 25)]
-        {
+        for (name, revision, path, offset, limit) in [
+            ("fixture", "main", "/", 0, 100),
+            ("fixture", "main", "deep/", 0, 10),
+            ("fixture", "main", "files", 0, 10),
+            ("fixture", "main", "", 3, 4),
+            ("long", "main", "/", 10, 25),
+            ("long", "r1000", "", 95, 25),
+        ] {
             let ls_path = if path.is_empty() || path == "/" { "." } else { path };
             let mut entries: Vec<(u8, String)> = glines(format, name, &["ls-tree", revision, "--", ls_path])
                 .into_iter()
@@ -875,18 +1171,34 @@ async fn last_commits_match_git_log() {
                 .collect();
             assert_eq!(got, want, "{format:?} {name} {path}");
         }
-        let e = all(c.list_last_commits_for_tree(ListLastCommitsForTreeRequest { repository: repo(format, "fixture"), revision: "main".into(), offset: -1, ..Default::default() }).await)
-            .await
-            .expect_err("negative offset");
+        let e = all(c
+            .list_last_commits_for_tree(ListLastCommitsForTreeRequest {
+                repository: repo(format, "fixture"),
+                revision: "main".into(),
+                offset: -1,
+                ..Default::default()
+            })
+            .await)
+        .await
+        .expect_err("negative offset");
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = all(c.list_last_commits_for_tree(ListLastCommitsForTreeRequest { repository: repo(format, "fixture"), revision: "--output=x".into(), ..Default::default() }).await)
-            .await
-            .expect_err("option-like");
+        let e = all(c
+            .list_last_commits_for_tree(ListLastCommitsForTreeRequest {
+                repository: repo(format, "fixture"),
+                revision: "--output=x".into(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .expect_err("option-like");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
 
-async fn tree_entry(c: &mut CommitServiceClient<Channel>, req: TreeEntryRequest) -> Result<(TreeEntryResponse, Vec<u8>, usize), tonic::Status> {
+async fn tree_entry(
+    c: &mut CommitServiceClient<Channel>,
+    req: TreeEntryRequest,
+) -> Result<(TreeEntryResponse, Vec<u8>, usize), tonic::Status> {
     let msgs = all(c.tree_entry(req).await).await?;
     let n = msgs.len();
     let data: Vec<u8> = msgs.iter().flat_map(|m| m.data.clone()).collect();
@@ -898,10 +1210,21 @@ async fn tree_entry_matches_cat_file() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let req = |path: &str| TreeEntryRequest { repository: repo(format, "fixture"), revision: b"main".to_vec(), path: path.into(), ..Default::default() };
+        let req = |path: &str| TreeEntryRequest {
+            repository: repo(format, "fixture"),
+            revision: b"main".to_vec(),
+            path: path.into(),
+            ..Default::default()
+        };
         let fixture_path = fixture::path(format, "fixture");
         let cat = |rev: &str| {
-            std::process::Command::new("git").arg("-C").arg(&fixture_path).args(["cat-file", "-p", rev]).output().expect("git").stdout
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&fixture_path)
+                .args(["cat-file", "-p", rev])
+                .output()
+                .expect("git")
+                .stdout
         };
         for path in ["README.md", "files/large.bin", "link", "dir with space/fïlé ünicode.txt", "bin/run.sh"] {
             let (first, data, n) = tree_entry(&mut c, req(path)).await.expect("blob");
@@ -914,9 +1237,12 @@ async fn tree_entry_matches_cat_file() {
             let mode = fgit(format, "fixture", &["ls-tree", "main", "--", path]);
             assert_eq!(format!("{:o}", first.mode), mode.split(' ').next().expect("mode"));
         }
-        let (first, data, _) = tree_entry(&mut c, TreeEntryRequest { limit: 10, ..req("files/large.bin") }).await.expect("limited");
+        let (first, data, _) =
+            tree_entry(&mut c, TreeEntryRequest { limit: 10, ..req("files/large.bin") }).await.expect("limited");
         assert_eq!((data.len(), first.size as usize), (10, 1_572_864));
-        let e = tree_entry(&mut c, TreeEntryRequest { max_size: 100, ..req("files/large.bin") }).await.expect_err("too big");
+        let e = tree_entry(&mut c, TreeEntryRequest { max_size: 100, ..req("files/large.bin") })
+            .await
+            .expect_err("too big");
         assert_eq!(e.code(), Code::FailedPrecondition);
         let (tree, data, _) = tree_entry(&mut c, req("deep/")).await.expect("tree");
         assert_eq!(tree.r#type, tree_entry_response::ObjectType::Tree as i32);
@@ -925,20 +1251,30 @@ async fn tree_entry_matches_cat_file() {
         let (sub, _, _) = tree_entry(&mut c, req("vendor/sub")).await.expect("submodule");
         assert_eq!(sub.r#type, tree_entry_response::ObjectType::Commit as i32);
         assert_eq!(sub.mode, 0o160000);
-        for missing in ["nope", "../README.md", "./README.md", "deep/../README.md", "deep//a", "/", ".", "vendor/sub/x"] {
+        for missing in ["nope", "../README.md", "./README.md", "deep/../README.md", "deep//a", "/", ".", "vendor/sub/x"]
+        {
             let e = tree_entry(&mut c, req(missing)).await.expect_err("missing");
             assert_eq!(e.code(), Code::NotFound, "{missing}");
         }
-        let e = tree_entry(&mut c, TreeEntryRequest { revision: b"nope".to_vec(), ..req("README.md") }).await.expect_err("revision");
+        let e = tree_entry(&mut c, TreeEntryRequest { revision: b"nope".to_vec(), ..req("README.md") })
+            .await
+            .expect_err("revision");
         assert_eq!(e.code(), Code::NotFound);
-        for bad in [TreeEntryRequest { limit: -1, ..req("README.md") }, TreeEntryRequest { path: Vec::new(), ..req("x") }, TreeEntryRequest { revision: b"-n1".to_vec(), ..req("README.md") }] {
+        for bad in [
+            TreeEntryRequest { limit: -1, ..req("README.md") },
+            TreeEntryRequest { path: Vec::new(), ..req("x") },
+            TreeEntryRequest { revision: b"-n1".to_vec(), ..req("README.md") },
+        ] {
             let e = tree_entry(&mut c, bad).await.expect_err("invalid");
             assert_eq!(e.code(), Code::InvalidArgument);
         }
     }
 }
 
-async fn tree_entries(c: &mut CommitServiceClient<Channel>, req: GetTreeEntriesRequest) -> Result<(Vec<TreeEntry>, Option<PaginationCursor>), tonic::Status> {
+async fn tree_entries(
+    c: &mut CommitServiceClient<Channel>,
+    req: GetTreeEntriesRequest,
+) -> Result<(Vec<TreeEntry>, Option<PaginationCursor>), tonic::Status> {
     let msgs = all(c.get_tree_entries(req).await).await?;
     let cursor = msgs.first().and_then(|m| m.pagination_cursor.clone());
     assert!(msgs.iter().skip(1).all(|m| m.pagination_cursor.is_none()));
@@ -979,7 +1315,12 @@ async fn get_tree_entries_matches_ls_tree() {
             };
             (format!("{:06o}", e.mode), kind.to_owned(), e.oid.clone(), String::from_utf8_lossy(&e.path).into_owned())
         };
-        for (path, recursive, args) in [(".", false, vec!["main"]), (".", true, vec!["-r", "-t", "main"]), ("deep", true, vec!["-r", "-t", "main", "--", "deep/"]), ("dir with space", false, vec!["main", "--", "dir with space/"])] {
+        for (path, recursive, args) in [
+            (".", false, vec!["main"]),
+            (".", true, vec!["-r", "-t", "main"]),
+            ("deep", true, vec!["-r", "-t", "main", "--", "deep/"]),
+            ("dir with space", false, vec!["main", "--", "dir with space/"]),
+        ] {
             let (entries, cursor) = tree_entries(&mut c, req(path, recursive)).await.expect("entries");
             let mut want = ls_tree(format, &args);
             if path == "deep" {
@@ -998,29 +1339,41 @@ async fn get_tree_entries_matches_ls_tree() {
                 }
             }
         }
-        let (entries, _) = tree_entries(&mut c, GetTreeEntriesRequest { skip_flat_paths: true, ..req(".", false) }).await.expect("no flat");
+        let (entries, _) = tree_entries(&mut c, GetTreeEntriesRequest { skip_flat_paths: true, ..req(".", false) })
+            .await
+            .expect("no flat");
         assert!(entries.iter().all(|e| e.flat_path.is_empty()));
         // Sorting.
-        let (entries, _) = tree_entries(&mut c, GetTreeEntriesRequest { sort: 1, ..req(".", true) }).await.expect("trees first");
+        let (entries, _) =
+            tree_entries(&mut c, GetTreeEntriesRequest { sort: 1, ..req(".", true) }).await.expect("trees first");
         let kinds: Vec<i32> = entries.iter().map(|e| e.r#type).collect();
         let mut sorted = kinds.clone();
-        sorted.sort_by_key(|t| match *t { 1 => 0, 0 => 1, _ => 2 });
+        sorted.sort_by_key(|t| match *t {
+            1 => 0,
+            0 => 1,
+            _ => 2,
+        });
         assert_eq!(kinds, sorted);
-        let (entries, _) = tree_entries(&mut c, GetTreeEntriesRequest { sort: 2, ..req(".", true) }).await.expect("filesystem");
+        let (entries, _) =
+            tree_entries(&mut c, GetTreeEntriesRequest { sort: 2, ..req(".", true) }).await.expect("filesystem");
         let paths: Vec<Vec<u8>> = entries.iter().map(|e| e.path.clone()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
         assert_eq!(paths, sorted);
         // Pagination across pages gives the whole listing.
-        let (everything, _) = tree_entries(&mut c, GetTreeEntriesRequest { sort: 1, ..req(".", true) }).await.expect("all");
+        let (everything, _) =
+            tree_entries(&mut c, GetTreeEntriesRequest { sort: 1, ..req(".", true) }).await.expect("all");
         let mut pages = Vec::new();
         let mut token = String::new();
         loop {
-            let (page, cursor) = tree_entries(&mut c, GetTreeEntriesRequest {
-                sort: 1,
-                pagination_params: Some(PaginationParameter { page_token: token.clone(), limit: 4 }),
-                ..req(".", true)
-            })
+            let (page, cursor) = tree_entries(
+                &mut c,
+                GetTreeEntriesRequest {
+                    sort: 1,
+                    pagination_params: Some(PaginationParameter { page_token: token.clone(), limit: 4 }),
+                    ..req(".", true)
+                },
+            )
             .await
             .expect("page");
             assert!(page.len() <= 4);
@@ -1031,11 +1384,25 @@ async fn get_tree_entries_matches_ls_tree() {
             }
         }
         assert_eq!(pages, everything);
-        let (none, _) = tree_entries(&mut c, GetTreeEntriesRequest { pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 0 }), ..req(".", false) }).await.expect("zero");
+        let (none, _) = tree_entries(
+            &mut c,
+            GetTreeEntriesRequest {
+                pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 0 }),
+                ..req(".", false)
+            },
+        )
+        .await
+        .expect("zero");
         assert!(none.is_empty());
-        let e = tree_entries(&mut c, GetTreeEntriesRequest { pagination_params: Some(PaginationParameter { page_token: "nope".into(), limit: 2 }), ..req(".", false) })
-            .await
-            .expect_err("unknown token");
+        let e = tree_entries(
+            &mut c,
+            GetTreeEntriesRequest {
+                pagination_params: Some(PaginationParameter { page_token: "nope".into(), limit: 2 }),
+                ..req(".", false)
+            },
+        )
+        .await
+        .expect_err("unknown token");
         assert_eq!(e.code(), Code::Internal);
         // Errors with details.
         let check = |e: tonic::Status, code: Code, revision: &str| {
@@ -1048,7 +1415,11 @@ async fn get_tree_entries_matches_ls_tree() {
         };
         for path in ["README.md", "link"] {
             for recursive in [false, true] {
-                check(tree_entries(&mut c, req(path, recursive)).await.expect_err("blob"), Code::InvalidArgument, "main");
+                check(
+                    tree_entries(&mut c, req(path, recursive)).await.expect_err("blob"),
+                    Code::InvalidArgument,
+                    "main",
+                );
             }
         }
         for path in ["nope", "./deep", "deep/..", "../x", "/deep", "vendor/sub/x"] {
@@ -1056,13 +1427,29 @@ async fn get_tree_entries_matches_ls_tree() {
             check(tree_entries(&mut c, req(path, true)).await.expect_err("missing"), Code::NotFound, "main");
         }
         check(tree_entries(&mut c, req("vendor/sub", false)).await.expect_err("submodule"), Code::NotFound, "main");
-        check(tree_entries(&mut c, GetTreeEntriesRequest { revision: b"nope".to_vec(), ..req(".", false) }).await.expect_err("rev"), Code::InvalidArgument, "nope");
-        check(tree_entries(&mut c, GetTreeEntriesRequest { revision: b"nope".to_vec(), ..req(".", true) }).await.expect_err("rev"), Code::NotFound, "nope");
+        check(
+            tree_entries(&mut c, GetTreeEntriesRequest { revision: b"nope".to_vec(), ..req(".", false) })
+                .await
+                .expect_err("rev"),
+            Code::InvalidArgument,
+            "nope",
+        );
+        check(
+            tree_entries(&mut c, GetTreeEntriesRequest { revision: b"nope".to_vec(), ..req(".", true) })
+                .await
+                .expect_err("rev"),
+            Code::NotFound,
+            "nope",
+        );
         let e = tree_entries(&mut c, req("", false)).await.expect_err("empty path");
         assert_eq!(e.code(), Code::InvalidArgument);
         let d: GetTreeEntriesError = detail(&e);
-        assert!(matches!(d.error, Some(get_tree_entries_error::Error::Path(p)) if p.error_type == path_error::ErrorType::EmptyPath as i32));
-        let e = tree_entries(&mut c, GetTreeEntriesRequest { revision: b"--output=x".to_vec(), ..req(".", false) }).await.expect_err("option");
+        assert!(
+            matches!(d.error, Some(get_tree_entries_error::Error::Path(p)) if p.error_type == path_error::ErrorType::EmptyPath as i32)
+        );
+        let e = tree_entries(&mut c, GetTreeEntriesRequest { revision: b"--output=x".to_vec(), ..req(".", false) })
+            .await
+            .expect_err("option");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
@@ -1074,26 +1461,36 @@ async fn list_files_matches_ls_tree() {
     for format in FORMATS {
         for revision in ["", "main", "feature", "v1.0"] {
             let rev = if revision.is_empty() { "main" } else { revision };
-            let want: Vec<String> = ls_tree(format, &["-r", rev]).into_iter().filter(|e| e.1 == "blob").map(|e| e.3).collect();
-            let got: Vec<String> = all(c.list_files(ListFilesRequest { repository: repo(format, "fixture"), revision: revision.into() }).await)
-                .await
-                .expect("files")
-                .into_iter()
-                .flat_map(|m| m.paths)
-                .map(|p| String::from_utf8_lossy(&p).into_owned())
-                .collect();
+            let want: Vec<String> =
+                ls_tree(format, &["-r", rev]).into_iter().filter(|e| e.1 == "blob").map(|e| e.3).collect();
+            let got: Vec<String> = all(c
+                .list_files(ListFilesRequest { repository: repo(format, "fixture"), revision: revision.into() })
+                .await)
+            .await
+            .expect("files")
+            .into_iter()
+            .flat_map(|m| m.paths)
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .collect();
             assert_eq!(got, want, "{revision}");
         }
-        let msgs = all(c.list_files(ListFilesRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec() }).await).await.expect("unknown");
+        let msgs = all(c
+            .list_files(ListFilesRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec() })
+            .await)
+        .await
+        .expect("unknown");
         assert_eq!(msgs, vec![ListFilesResponse::default()]);
-        let e = all(c.list_files(ListFilesRequest { repository: repo(format, "empty"), revision: Vec::new() }).await).await.expect_err("no default branch");
-        assert_eq!(e.code(), Code::FailedPrecondition);
-        let long: usize = all(c.list_files(ListFilesRequest { repository: repo(format, "long"), revision: Vec::new() }).await)
+        let e = all(c.list_files(ListFilesRequest { repository: repo(format, "empty"), revision: Vec::new() }).await)
             .await
-            .expect("long")
-            .iter()
-            .map(|m| m.paths.len())
-            .sum();
+            .expect_err("no default branch");
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        let long: usize =
+            all(c.list_files(ListFilesRequest { repository: repo(format, "long"), revision: Vec::new() }).await)
+                .await
+                .expect("long")
+                .iter()
+                .map(|m| m.paths.len())
+                .sum();
         assert_eq!(long, 100);
     }
 }
@@ -1105,9 +1502,12 @@ async fn commit_stats_match_numstat() {
     for format in FORMATS {
         for id in glines(format, "fixture", &["rev-list", "--all"]) {
             let parent = fgit(format, "fixture", &["log", "-1", "--format=%P", &id]);
-            let base = parent.split(' ').next().filter(|p| !p.is_empty()).map(str::to_owned).unwrap_or_else(|| {
-                fgit(format, "fixture", &["hash-object", "-t", "tree", "/dev/null"])
-            });
+            let base = parent
+                .split(' ')
+                .next()
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| fgit(format, "fixture", &["hash-object", "-t", "tree", "/dev/null"]));
             let numstat = glines(format, "fixture", &["diff", "--numstat", &base, &id]);
             let (mut add, mut del) = (0, 0);
             for l in &numstat {
@@ -1115,12 +1515,26 @@ async fn commit_stats_match_numstat() {
                 add += f[0].parse::<i32>().unwrap_or(0);
                 del += f[1].parse::<i32>().unwrap_or(0);
             }
-            let got = c.commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: id.clone().into() }).await.expect("stats").into_inner();
-            assert_eq!((got.oid.as_str(), got.additions, got.deletions, got.files as usize), (id.as_str(), add, del, numstat.len()), "{id}");
+            let got = c
+                .commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: id.clone().into() })
+                .await
+                .expect("stats")
+                .into_inner();
+            assert_eq!(
+                (got.oid.as_str(), got.additions, got.deletions, got.files as usize),
+                (id.as_str(), add, del, numstat.len()),
+                "{id}"
+            );
         }
-        let e = c.commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec() }).await.expect_err("missing");
+        let e = c
+            .commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec() })
+            .await
+            .expect_err("missing");
         assert_eq!(e.code(), Code::Internal);
-        let e = c.commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: b"--stat".to_vec() }).await.expect_err("option");
+        let e = c
+            .commit_stats(CommitStatsRequest { repository: repo(format, "fixture"), revision: b"--stat".to_vec() })
+            .await
+            .expect_err("option");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
@@ -1132,11 +1546,18 @@ async fn lookups_by_name() {
     for format in FORMATS {
         let main = fgit(format, "fixture", &["rev-parse", "main"]);
         let feature = fgit(format, "fixture", &["rev-parse", "feature"]);
-        let got: Vec<String> = all(c.list_commits_by_oid(ListCommitsByOidRequest {
-            repository: repo(format, "fixture"),
-            oid: vec![main.clone(), feature[..10].to_owned(), "nope".into(), String::new(), fgit(format, "fixture", &["rev-parse", "main^{tree}"])],
-        })
-        .await)
+        let got: Vec<String> = all(c
+            .list_commits_by_oid(ListCommitsByOidRequest {
+                repository: repo(format, "fixture"),
+                oid: vec![
+                    main.clone(),
+                    feature[..10].to_owned(),
+                    "nope".into(),
+                    String::new(),
+                    fgit(format, "fixture", &["rev-parse", "main^{tree}"]),
+                ],
+            })
+            .await)
         .await
         .expect("by oid")
         .into_iter()
@@ -1148,11 +1569,18 @@ async fn lookups_by_name() {
         // resolve (a shared-layer limitation, reported, not hidden here).
         let expected = if format == Format::Sha1 { vec![main.clone(), feature.clone()] } else { vec![main.clone()] };
         assert_eq!(got, expected);
-        let got: Vec<(Vec<u8>, String)> = all(c.list_commits_by_ref_name(ListCommitsByRefNameRequest {
-            repository: repo(format, "fixture"),
-            ref_names: vec![b"refs/heads/main".to_vec(), b"feature".to_vec(), b"HEAD".to_vec(), "refs/heads/unicode-ß".into(), b"refs/heads/nope".to_vec()],
-        })
-        .await)
+        let got: Vec<(Vec<u8>, String)> = all(c
+            .list_commits_by_ref_name(ListCommitsByRefNameRequest {
+                repository: repo(format, "fixture"),
+                ref_names: vec![
+                    b"refs/heads/main".to_vec(),
+                    b"feature".to_vec(),
+                    b"HEAD".to_vec(),
+                    "refs/heads/unicode-ß".into(),
+                    b"refs/heads/nope".to_vec(),
+                ],
+            })
+            .await)
         .await
         .expect("by name")
         .into_iter()
@@ -1160,9 +1588,24 @@ async fn lookups_by_name() {
         .map(|r| (r.ref_name, r.commit.expect("commit").id))
         .collect();
         let unicode = fgit(format, "fixture", &["rev-parse", "refs/heads/unicode-ß"]);
-        assert_eq!(got, vec![(b"refs/heads/main".to_vec(), main.clone()), (b"feature".to_vec(), feature.clone()), (b"HEAD".to_vec(), main.clone()), ("refs/heads/unicode-ß".into(), unicode)]);
+        assert_eq!(
+            got,
+            vec![
+                (b"refs/heads/main".to_vec(), main.clone()),
+                (b"feature".to_vec(), feature.clone()),
+                (b"HEAD".to_vec(), main.clone()),
+                ("refs/heads/unicode-ß".into(), unicode)
+            ]
+        );
         // Messages, whole and in order.
-        let msgs = all(c.get_commit_messages(GetCommitMessagesRequest { repository: repo(format, "fixture"), commit_ids: vec![main.clone(), feature.clone()] }).await).await.expect("messages");
+        let msgs = all(c
+            .get_commit_messages(GetCommitMessagesRequest {
+                repository: repo(format, "fixture"),
+                commit_ids: vec![main.clone(), feature.clone()],
+            })
+            .await)
+        .await
+        .expect("messages");
         let mut got: Vec<(String, Vec<u8>)> = Vec::new();
         for m in msgs {
             if !m.commit_id.is_empty() {
@@ -1176,7 +1619,14 @@ async fn lookups_by_name() {
             format!("{}\n", raw.split_once("\n\n").expect("message").1).into_bytes()
         };
         assert_eq!(got, vec![(main.clone(), message(&main)), (feature.clone(), message(&feature))]);
-        let e = all(c.get_commit_messages(GetCommitMessagesRequest { repository: repo(format, "fixture"), commit_ids: vec!["nope".into()] }).await).await.expect_err("missing");
+        let e = all(c
+            .get_commit_messages(GetCommitMessagesRequest {
+                repository: repo(format, "fixture"),
+                commit_ids: vec!["nope".into()],
+            })
+            .await)
+        .await
+        .expect_err("missing");
         assert_eq!(e.code(), Code::Internal);
     }
 }
@@ -1189,8 +1639,14 @@ async fn check_objects_exist_streams_answers() {
         let blob = fgit(format, "fixture", &["rev-parse", "main:README.md"]);
         let missing = "1".repeat(if format == Format::Sha1 { 40 } else { 64 });
         let requests = vec![
-            CheckObjectsExistRequest { repository: repo(format, "fixture"), revisions: vec![b"main".to_vec(), blob.clone().into_bytes(), missing.clone().into_bytes()] },
-            CheckObjectsExistRequest { repository: None, revisions: vec![b"main:README.md".to_vec(), b"main:nope".to_vec(), b"v1.0".to_vec(), b"nope".to_vec()] },
+            CheckObjectsExistRequest {
+                repository: repo(format, "fixture"),
+                revisions: vec![b"main".to_vec(), blob.clone().into_bytes(), missing.clone().into_bytes()],
+            },
+            CheckObjectsExistRequest {
+                repository: None,
+                revisions: vec![b"main:README.md".to_vec(), b"main:nope".to_vec(), b"v1.0".to_vec(), b"nope".to_vec()],
+            },
         ];
         let got: Vec<(Vec<u8>, bool)> = all(c.check_objects_exist(futures::stream::iter(requests)).await)
             .await
@@ -1209,11 +1665,23 @@ async fn check_objects_exist_streams_answers() {
             (b"nope".to_vec(), false),
         ];
         assert_eq!(got, want);
-        let e = all(c.check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest { repository: repo(format, "fixture"), revisions: vec![b"-all".to_vec()] }])).await)
-            .await
-            .expect_err("invalid");
+        let e = all(c
+            .check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest {
+                repository: repo(format, "fixture"),
+                revisions: vec![b"-all".to_vec()],
+            }]))
+            .await)
+        .await
+        .expect_err("invalid");
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = all(c.check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest { repository: None, revisions: vec![] }])).await).await.expect_err("repo");
+        let e = all(c
+            .check_objects_exist(futures::stream::iter(vec![CheckObjectsExistRequest {
+                repository: None,
+                revisions: vec![],
+            }]))
+            .await)
+        .await
+        .expect_err("repo");
         assert_eq!(e.code(), Code::InvalidArgument);
     }
 }
@@ -1225,7 +1693,14 @@ async fn signatures_split_like_git() {
     for format in FORMATS {
         let signed = fgit(format, "fixture", &["rev-parse", "signed"]);
         let main = fgit(format, "fixture", &["rev-parse", "main"]);
-        let msgs = all(c.get_commit_signatures(GetCommitSignaturesRequest { repository: repo(format, "fixture"), commit_ids: vec![signed.clone(), main.clone()] }).await).await.expect("signatures");
+        let msgs = all(c
+            .get_commit_signatures(GetCommitSignaturesRequest {
+                repository: repo(format, "fixture"),
+                commit_ids: vec![signed.clone(), main.clone()],
+            })
+            .await)
+        .await
+        .expect("signatures");
         assert_eq!(msgs[0].commit_id, signed);
         assert_eq!(msgs[0].signer, get_commit_signatures_response::Signer::User as i32);
         assert_eq!(msgs[0].author.as_ref().expect("author").name, b"Ann Author");
@@ -1258,15 +1733,26 @@ async fn signatures_split_like_git() {
         assert_eq!(String::from_utf8_lossy(&msgs[0].signature), signature);
         assert!(signature.starts_with("-----BEGIN PGP SIGNATURE-----\n\n"));
         for bad in [vec![], vec!["main".to_owned()], vec![main[..10].to_owned()]] {
-            let e = all(c.get_commit_signatures(GetCommitSignaturesRequest { repository: repo(format, "fixture"), commit_ids: bad }).await).await.expect_err("invalid ids");
+            let e = all(c
+                .get_commit_signatures(GetCommitSignaturesRequest {
+                    repository: repo(format, "fixture"),
+                    commit_ids: bad,
+                })
+                .await)
+            .await
+            .expect_err("invalid ids");
             assert_eq!(e.code(), Code::InvalidArgument);
         }
         let shas = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        let got: Vec<Vec<Vec<u8>>> = all(c.filter_shas_with_signatures(futures::stream::iter(vec![
-            FilterShasWithSignaturesRequest { repository: repo(format, "fixture"), shas: shas(&[&main, &signed, "nope"]) },
-            FilterShasWithSignaturesRequest { repository: None, shas: shas(&[&main]) },
-        ]))
-        .await)
+        let got: Vec<Vec<Vec<u8>>> = all(c
+            .filter_shas_with_signatures(futures::stream::iter(vec![
+                FilterShasWithSignaturesRequest {
+                    repository: repo(format, "fixture"),
+                    shas: shas(&[&main, &signed, "nope"]),
+                },
+                FilterShasWithSignaturesRequest { repository: None, shas: shas(&[&main]) },
+            ]))
+            .await)
         .await
         .expect("filter")
         .into_iter()
@@ -1290,16 +1776,39 @@ async fn raw_blame_matches_git_blame() {
         };
         let fixture_path = fixture::path(format, "fixture");
         let git_blame = |args: &[&str]| {
-            std::process::Command::new("git").arg("-C").arg(&fixture_path).arg("blame").arg("-p").args(args).output().expect("git").stdout
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&fixture_path)
+                .arg("blame")
+                .arg("-p")
+                .args(args)
+                .output()
+                .expect("git")
+                .stdout
         };
-        for (revision, path, range) in [("main", "CHANGELOG", ""), ("main", "src/core.rs", ""), ("main", "README.md", "2,4"), ("feature", "dir with space/fïlé ünicode.txt", ""), ("main", "LICENSE", "")] {
-            let got: Vec<u8> = all(c.raw_blame(blame(revision, path, range)).await).await.expect("blame").into_iter().flat_map(|m| m.data).collect();
+        for (revision, path, range) in [
+            ("main", "CHANGELOG", ""),
+            ("main", "src/core.rs", ""),
+            ("main", "README.md", "2,4"),
+            ("feature", "dir with space/fïlé ünicode.txt", ""),
+            ("main", "LICENSE", ""),
+        ] {
+            let got: Vec<u8> = all(c.raw_blame(blame(revision, path, range)).await)
+                .await
+                .expect("blame")
+                .into_iter()
+                .flat_map(|m| m.data)
+                .collect();
             let mut args = vec![];
             if !range.is_empty() {
                 args.extend(["-L", range]);
             }
             args.extend([revision, "--", path]);
-            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&git_blame(&args)), "{revision} {path} {range}");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&git_blame(&args)),
+                "{revision} {path} {range}"
+            );
         }
         let e = all(c.raw_blame(blame("main", "nope", "")).await).await.expect_err("missing path");
         assert_eq!(e.code(), Code::NotFound);
@@ -1309,18 +1818,46 @@ async fn raw_blame_matches_git_blame() {
         assert_eq!(e.code(), Code::InvalidArgument);
         let d: RawBlameError = detail(&e);
         assert!(matches!(d.error, Some(raw_blame_error::Error::OutOfRange(r)) if r.actual_lines == 5));
-        for (rev, path, range) in [("main", "../x", ""), ("main", "/etc/passwd", ""), ("main", "", ""), ("main", "README.md", "1-2"), ("-n1", "README.md", ""), ("--output=x", "README.md", "")] {
+        for (rev, path, range) in [
+            ("main", "../x", ""),
+            ("main", "/etc/passwd", ""),
+            ("main", "", ""),
+            ("main", "README.md", "1-2"),
+            ("-n1", "README.md", ""),
+            ("--output=x", "README.md", ""),
+        ] {
             let e = all(c.raw_blame(blame(rev, path, range)).await).await.expect_err("invalid");
             assert_eq!(e.code(), Code::InvalidArgument, "{rev} {path} {range}");
         }
         // Ignoring revisions listed in a blob.
-        let e = all(c.raw_blame(RawBlameRequest { ignore_revisions_blob: b"main:nope".to_vec(), ..blame("main", "CHANGELOG", "") }).await).await.expect_err("no blob");
+        let e = all(c
+            .raw_blame(RawBlameRequest {
+                ignore_revisions_blob: b"main:nope".to_vec(),
+                ..blame("main", "CHANGELOG", "")
+            })
+            .await)
+        .await
+        .expect_err("no blob");
         assert_eq!(e.code(), Code::NotFound);
         let d: RawBlameError = detail(&e);
         assert!(matches!(d.error, Some(raw_blame_error::Error::ResolveIgnoreRevs(_))));
-        let e = all(c.raw_blame(RawBlameRequest { ignore_revisions_blob: b"main^{tree}".to_vec(), ..blame("main", "CHANGELOG", "") }).await).await.expect_err("a tree");
+        let e = all(c
+            .raw_blame(RawBlameRequest {
+                ignore_revisions_blob: b"main^{tree}".to_vec(),
+                ..blame("main", "CHANGELOG", "")
+            })
+            .await)
+        .await
+        .expect_err("a tree");
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = all(c.raw_blame(RawBlameRequest { ignore_revisions_blob: b"main:README.md".to_vec(), ..blame("main", "CHANGELOG", "") }).await).await.expect_err("bad list");
+        let e = all(c
+            .raw_blame(RawBlameRequest {
+                ignore_revisions_blob: b"main:README.md".to_vec(),
+                ..blame("main", "CHANGELOG", "")
+            })
+            .await)
+        .await
+        .expect_err("bad list");
         assert_eq!(e.code(), Code::NotFound);
         let d: RawBlameError = detail(&e);
         assert!(matches!(d.error, Some(raw_blame_error::Error::InvalidIgnoreRevsFormat(_))), "{d:?}");
@@ -1334,16 +1871,21 @@ async fn raw_blame_honours_ignore_revs() {
     let path = fixture::copy_repo(&node.storage, format, "fixture");
     // Ignore the commit that edited CHANGELOG on main.
     let ignored = git(Some(&path), &["rev-parse", "main~2"]);
-    let blob = crate::support::git::git_stdin(Some(&path), &["hash-object", "-w", "--stdin"], Some(format!("{ignored}\n").as_bytes()));
+    let blob = crate::support::git::git_stdin(
+        Some(&path),
+        &["hash-object", "-w", "--stdin"],
+        Some(format!("{ignored}\n").as_bytes()),
+    );
     let mut c = client(&node).await;
-    let got: Vec<u8> = all(c.raw_blame(RawBlameRequest {
-        repository: repo(format, "fixture"),
-        revision: b"main".to_vec(),
-        path: b"CHANGELOG".to_vec(),
-        range: Vec::new(),
-        ignore_revisions_blob: blob.clone().into_bytes(),
-    })
-    .await)
+    let got: Vec<u8> = all(c
+        .raw_blame(RawBlameRequest {
+            repository: repo(format, "fixture"),
+            revision: b"main".to_vec(),
+            path: b"CHANGELOG".to_vec(),
+            range: Vec::new(),
+            ignore_revisions_blob: blob.clone().into_bytes(),
+        })
+        .await)
     .await
     .expect("blame")
     .into_iter()
@@ -1368,14 +1910,27 @@ async fn commit_languages_by_extension() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     for format in FORMATS {
-        let got = c.commit_languages(CommitLanguagesRequest { repository: repo(format, "fixture"), revision: Vec::new() }).await.expect("languages").into_inner();
-        let size = |path: &str| fgit(format, "fixture", &["cat-file", "-s", &format!("main:{path}")]).parse::<u64>().expect("size");
+        let got = c
+            .commit_languages(CommitLanguagesRequest { repository: repo(format, "fixture"), revision: Vec::new() })
+            .await
+            .expect("languages")
+            .into_inner();
+        let size = |path: &str| {
+            fgit(format, "fixture", &["cat-file", "-s", &format!("main:{path}")]).parse::<u64>().expect("size")
+        };
         let (rust, shell) = (size("src/core.rs"), size("bin/run.sh"));
-        let names: Vec<(&str, u64, &str)> = got.languages.iter().map(|l| (l.name.as_str(), l.bytes, l.color.as_str())).collect();
+        let names: Vec<(&str, u64, &str)> =
+            got.languages.iter().map(|l| (l.name.as_str(), l.bytes, l.color.as_str())).collect();
         assert_eq!(names, vec![("Rust", rust, "#dea584"), ("Shell", shell, "#89e051")]);
         let share = got.languages[0].share;
         assert!((share - 100.0 * rust as f32 / (rust + shell) as f32).abs() < 0.01);
-        let e = c.commit_languages(CommitLanguagesRequest { repository: repo(format, "fixture"), revision: b"nope".to_vec() }).await.expect_err("missing");
+        let e = c
+            .commit_languages(CommitLanguagesRequest {
+                repository: repo(format, "fixture"),
+                revision: b"nope".to_vec(),
+            })
+            .await
+            .expect_err("missing");
         assert_eq!(e.code(), Code::Internal);
     }
 }
@@ -1394,15 +1949,58 @@ async fn option_like_revisions_are_rejected_everywhere() {
     let mut c = client(&node).await;
     let r = || repo(format, "fixture");
     let codes = vec![
-        c.count_commits(CountCommitsRequest { repository: r(), revision: bad.clone().into(), ..Default::default() }).await.map(|_| ()),
+        c.count_commits(CountCommitsRequest { repository: r(), revision: bad.clone().into(), ..Default::default() })
+            .await
+            .map(|_| ()),
         c.commit_stats(CommitStatsRequest { repository: r(), revision: bad.clone().into() }).await.map(|_| ()),
-        c.last_commit_for_path(LastCommitForPathRequest { repository: r(), revision: bad.clone().into(), ..Default::default() }).await.map(|_| ()),
+        c.last_commit_for_path(LastCommitForPathRequest {
+            repository: r(),
+            revision: bad.clone().into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
         c.commit_languages(CommitLanguagesRequest { repository: r(), revision: bad.clone().into() }).await.map(|_| ()),
-        all(c.find_all_commits(FindAllCommitsRequest { repository: r(), revision: bad.clone().into(), ..Default::default() }).await).await.map(|_| ()),
-        all(c.commits_by_message(CommitsByMessageRequest { repository: r(), revision: bad.clone().into(), query: "x".into(), ..Default::default() }).await).await.map(|_| ()),
+        all(c
+            .find_all_commits(FindAllCommitsRequest {
+                repository: r(),
+                revision: bad.clone().into(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .map(|_| ()),
+        all(c
+            .commits_by_message(CommitsByMessageRequest {
+                repository: r(),
+                revision: bad.clone().into(),
+                query: "x".into(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .map(|_| ()),
         all(c.list_files(ListFilesRequest { repository: r(), revision: bad.clone().into() }).await).await.map(|_| ()),
-        all(c.tree_entry(TreeEntryRequest { repository: r(), revision: bad.clone().into(), path: b"README.md".to_vec(), ..Default::default() }).await).await.map(|_| ()),
-        all(c.raw_blame(RawBlameRequest { repository: r(), revision: bad.clone().into(), path: b"README.md".to_vec(), ..Default::default() }).await).await.map(|_| ()),
+        all(c
+            .tree_entry(TreeEntryRequest {
+                repository: r(),
+                revision: bad.clone().into(),
+                path: b"README.md".to_vec(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .map(|_| ()),
+        all(c
+            .raw_blame(RawBlameRequest {
+                repository: r(),
+                revision: bad.clone().into(),
+                path: b"README.md".to_vec(),
+                ..Default::default()
+            })
+            .await)
+        .await
+        .map(|_| ()),
     ];
     for (i, r) in codes.into_iter().enumerate() {
         assert_eq!(r.expect_err("rejected").code(), Code::InvalidArgument, "call {i}");
@@ -1416,9 +2014,16 @@ async fn find_commits_streams_long_history_in_batches() {
     let node = Node::start_on_fixture().await;
     let mut c = client(&node).await;
     let format = Format::Sha256;
-    let msgs = all(c.find_commits(FindCommitsRequest { repository: repo(format, "long"), revision: b"main".to_vec(), limit: 20_000, ..Default::default() }).await)
-        .await
-        .expect("all of it");
+    let msgs = all(c
+        .find_commits(FindCommitsRequest {
+            repository: repo(format, "long"),
+            revision: b"main".to_vec(),
+            limit: 20_000,
+            ..Default::default()
+        })
+        .await)
+    .await
+    .expect("all of it");
     assert!(msgs.len() > 1, "batched");
     assert!(msgs.iter().all(|m| m.encoded_len() <= 1024 * 1024 + 64 * 1024));
     let got: Vec<String> = msgs.into_iter().flat_map(|m| m.commits).map(|c| c.id).collect();
@@ -1455,10 +2060,19 @@ async fn long_history_orders_and_limits_match_rev_list() {
             let cases: Vec<(ListCommitsRequest, Vec<&str>)> = vec![
                 (ListCommitsRequest { reverse: true, ..req(&["main"]) }, vec!["--reverse", "main"]),
                 (ListCommitsRequest { order: 2, ..req(&["--all"]) }, vec!["--date-order", "--all"]),
-                (ListCommitsRequest { order: 1, reverse: true, ..req(&["--all"]) }, vec!["--topo-order", "--reverse", "--all"]),
-                (ListCommitsRequest { skip: 100, max_parents: 1, ..req(&["main", "^r5000"]) }, vec!["--skip=100", "--max-parents=1", "main", "^r5000"]),
+                (
+                    ListCommitsRequest { order: 1, reverse: true, ..req(&["--all"]) },
+                    vec!["--topo-order", "--reverse", "--all"],
+                ),
+                (
+                    ListCommitsRequest { skip: 100, max_parents: 1, ..req(&["main", "^r5000"]) },
+                    vec!["--skip=100", "--max-parents=1", "main", "^r5000"],
+                ),
                 (req(&["main", "--not", "side"]), vec!["main", "--not", "side"]),
-                (ListCommitsRequest { first_parent: true, ..req(&["--branches"]) }, vec!["--first-parent", "--branches"]),
+                (
+                    ListCommitsRequest { first_parent: true, ..req(&["--branches"]) },
+                    vec!["--first-parent", "--branches"],
+                ),
                 (ListCommitsRequest { before: date, ..req(&["main"]) }, vec!["--until=1500300000", "main"]),
                 (ListCommitsRequest { after: date, ..req(&["main"]) }, vec!["--since=1500300000", "main"]),
             ];
@@ -1467,16 +2081,27 @@ async fn long_history_orders_and_limits_match_rev_list() {
                 assert!(!want.is_empty(), "{ctx} {args:?} selects something");
                 assert_eq!(list_commits(&mut c, r.clone()).await.expect("list"), want, "{ctx} {args:?}");
                 // A page of 250 is the first 250 of the same answer.
-                let paged = ListCommitsRequest { pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 250 }), ..r };
+                let paged = ListCommitsRequest {
+                    pagination_params: Some(PaginationParameter { page_token: String::new(), limit: 250 }),
+                    ..r
+                };
                 let page = list_commits(&mut c, paged).await.expect("page");
                 assert_eq!(page, want[..want.len().min(250)], "{ctx} {args:?} page");
             }
-            for (revision, all, args) in
-                [("main", false, vec!["main"]), ("", true, vec!["--all"]), ("r5000..main", false, vec!["r5000..main"]), ("side", false, vec!["side"])]
-            {
+            for (revision, all, args) in [
+                ("main", false, vec!["main"]),
+                ("", true, vec!["--all"]),
+                ("r5000..main", false, vec!["r5000..main"]),
+                ("side", false, vec!["side"]),
+            ] {
                 let want: i32 = rl(&[&["--count"][..], &args].concat())[0].parse().expect("count");
                 let got = c
-                    .count_commits(CountCommitsRequest { repository: repo(format, "long"), revision: revision.into(), all, ..Default::default() })
+                    .count_commits(CountCommitsRequest {
+                        repository: repo(format, "long"),
+                        revision: revision.into(),
+                        all,
+                        ..Default::default()
+                    })
                     .await
                     .expect("count")
                     .into_inner()
@@ -1517,13 +2142,21 @@ async fn long_history_orders_and_limits_match_rev_list() {
             let got = ids(find_commits(&mut c, find("", 0, 300, 0, true)).await.expect("all"));
             assert_eq!(got, log(&["--all", "--reverse", "--max-count=300"]), "{ctx} all");
             let ancestor = c
-                .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "long"), ancestor_id: "r1000".into(), child_id: "main".into() })
+                .commit_is_ancestor(CommitIsAncestorRequest {
+                    repository: repo(format, "long"),
+                    ancestor_id: "r1000".into(),
+                    child_id: "main".into(),
+                })
                 .await
                 .expect("ancestor")
                 .into_inner();
             assert!(ancestor.value, "{ctx}");
             let ancestor = c
-                .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "long"), ancestor_id: "main".into(), child_id: "r1000".into() })
+                .commit_is_ancestor(CommitIsAncestorRequest {
+                    repository: repo(format, "long"),
+                    ancestor_id: "main".into(),
+                    child_id: "r1000".into(),
+                })
                 .await
                 .expect("ancestor")
                 .into_inner();
@@ -1548,14 +2181,22 @@ async fn walks_read_the_commit_graph() {
         let want = lines(&git(Some(&path), &["rev-list", "main"]));
         assert!(want.contains(&gone));
         let got = c
-            .count_commits(CountCommitsRequest { repository: repo(format, "fixture"), revision: b"main".to_vec(), ..Default::default() })
+            .count_commits(CountCommitsRequest {
+                repository: repo(format, "fixture"),
+                revision: b"main".to_vec(),
+                ..Default::default()
+            })
             .await
             .expect("count")
             .into_inner()
             .count;
         assert_eq!(got as usize, want.len(), "{format:?}");
         let ancestor = c
-            .commit_is_ancestor(CommitIsAncestorRequest { repository: repo(format, "fixture"), ancestor_id: older, child_id: "main".into() })
+            .commit_is_ancestor(CommitIsAncestorRequest {
+                repository: repo(format, "fixture"),
+                ancestor_id: older,
+                child_id: "main".into(),
+            })
             .await
             .expect("ancestor")
             .into_inner();

@@ -19,7 +19,8 @@ pub(super) async fn handle(deps: &Deps, req: CommitStatsRequest) -> Result<Commi
         let parent_tree = match c.parents.first() {
             Some(p) => {
                 let p = ObjectId::from_hex(p.as_bytes()).map_err(|e| Error::internal("parse parent id", e))?;
-                let parent = commit::read(repo, p)?.ok_or_else(|| Error::internal_msg(format!("object not found: {p}")))?;
+                let parent =
+                    commit::read(repo, p)?.ok_or_else(|| Error::internal_msg(format!("object not found: {p}")))?;
                 ObjectId::from_hex(parent.tree.as_bytes()).ok()
             }
             None => None,

@@ -61,10 +61,8 @@ pub(super) async fn count_diverging(
         range.extend_from_slice(b"...");
         range.extend_from_slice(&req.to);
         let tips = walk::resolve_args(repo, &[range]).map_err(internal)?;
-        let options = walk::Options {
-            max_count: usize::try_from(req.max_count).ok().filter(|n| *n > 0),
-            ..Default::default()
-        };
+        let options =
+            walk::Options { max_count: usize::try_from(req.max_count).ok().filter(|n| *n > 0), ..Default::default() };
         let mut walk = walk::Walk::new(repo, tips, options);
         let (mut left, mut right) = (0i32, 0i32);
         while let Some((_, is_left)) = walk.next_with_side().map_err(internal)? {

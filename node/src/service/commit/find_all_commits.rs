@@ -10,7 +10,9 @@ use crate::git::{Repo, commit, walk};
 use crate::service::stream::{Chunker, Sink};
 use crate::service::{Deps, convert};
 use cairn_proto::gitaly::find_all_commits_request::Order;
-use cairn_proto::gitaly::{CommitsByMessageRequest, CommitsByMessageResponse, FindAllCommitsRequest, FindAllCommitsResponse, GitCommit};
+use cairn_proto::gitaly::{
+    CommitsByMessageRequest, CommitsByMessageResponse, FindAllCommitsRequest, FindAllCommitsResponse, GitCommit,
+};
 use tonic::codegen::BoxStream;
 
 pub(super) fn handle(deps: &Deps, req: FindAllCommitsRequest) -> Result<BoxStream<FindAllCommitsResponse>> {
@@ -52,7 +54,11 @@ pub(super) fn commits_by_message(
         return Err(Error::invalid_argument("empty Query"));
     }
     Ok(deps.stream_at(path, move |repo, _, sink: &Sink<CommitsByMessageResponse>| {
-        let revision = if req.revision.is_empty() { commit::default_branch(repo)?.unwrap_or_default() } else { req.revision.clone() };
+        let revision = if req.revision.is_empty() {
+            commit::default_branch(repo)?.unwrap_or_default()
+        } else {
+            req.revision.clone()
+        };
         let paths = if req.path.is_empty() {
             None
         } else {
@@ -93,7 +99,7 @@ fn log(
     let Ok(tips) = walk::resolve_args(repo, revisions) else { return Ok(()) };
     let mut walk = walk::Walk::new(repo, tips, options);
     loop {
-        match walk.next() {
+        match walk.next_id() {
             Ok(Some(id)) => {
                 if let Some(c) = commit::read(repo, id)? {
                     send(convert::git_commit(&c))?;

@@ -13,8 +13,8 @@ use crate::service::stream::Chunker;
 use crate::service::{Deps, convert};
 use cairn_proto::gitaly::find_commits_request::Order;
 use cairn_proto::gitaly::{
-    AmbiguousReferenceError, BadObjectError, CommitStatInfo, FindCommitsError, FindCommitsRequest,
-    FindCommitsResponse, InvalidRevisionRange, find_commits_error,
+    AmbiguousReferenceError, BadObjectError, CommitStatInfo, FindCommitsError, FindCommitsRequest, FindCommitsResponse,
+    InvalidRevisionRange, find_commits_error,
 };
 use std::collections::HashMap;
 use tonic::codegen::BoxStream;
@@ -54,7 +54,7 @@ pub(super) fn handle(deps: &Deps, req: FindCommitsRequest) -> Result<BoxStream<F
             commit::decorations(repo, &patterns)?
         };
         let mut walk = walk::Walk::new(repo, tips, options);
-        while let Some(id) = walk.next().map_err(internal)? {
+        while let Some(id) = walk.next_id().map_err(internal)? {
             let c = commit::read(repo, id)?.ok_or_else(|| Error::internal_msg(format!("parsing commit {id}")))?;
             let mut g = if req.trailers { convert::git_commit_with_trailers(&c) } else { convert::git_commit(&c) };
             if req.include_shortstat {
@@ -71,7 +71,8 @@ pub(super) fn handle(deps: &Deps, req: FindCommitsRequest) -> Result<BoxStream<F
 
 fn options(req: &FindCommitsRequest) -> Result<walk::Options> {
     let author: Vec<&[u8]> = if req.author.is_empty() { Vec::new() } else { vec![req.author.as_slice()] };
-    let messages: Vec<&[u8]> = if req.message_regex.is_empty() { Vec::new() } else { vec![req.message_regex.as_bytes()] };
+    let messages: Vec<&[u8]> =
+        if req.message_regex.is_empty() { Vec::new() } else { vec![req.message_regex.as_bytes()] };
     let grep = if author.is_empty() && messages.is_empty() {
         None
     } else {
@@ -86,7 +87,8 @@ fn options(req: &FindCommitsRequest) -> Result<walk::Options> {
         if req.paths.len() != 1 {
             return Err(not_found(None).with_metadata("stderr", "--follow requires exactly one pathspec"));
         }
-        let spec = Pathspec::parse(&[req.paths[0].as_slice()], literal, true).map_err(|e| not_found(None).with_source(e))?;
+        let spec =
+            Pathspec::parse(&[req.paths[0].as_slice()], literal, true).map_err(|e| not_found(None).with_source(e))?;
         (Some(spec), Some(walk::FollowPath { path: req.paths[0].clone(), literal }))
     } else {
         let args: Vec<&[u8]> = req.paths.iter().map(Vec::as_slice).collect();
@@ -116,8 +118,10 @@ fn short_stats(repo: &Repo, c: &crate::git::objects::Commit) -> std::result::Res
     }
     let tree = ObjectId::from_hex(c.tree.as_bytes()).ok();
     let parent_tree = match c.parents.first() {
-        Some(p) => commit::read(repo, ObjectId::from_hex(p.as_bytes()).map_err(|e| GitError::gix("parse parent id", e))?)?
-            .and_then(|p| ObjectId::from_hex(p.tree.as_bytes()).ok()),
+        Some(p) => {
+            commit::read(repo, ObjectId::from_hex(p.as_bytes()).map_err(|e| GitError::gix("parse parent id", e))?)?
+                .and_then(|p| ObjectId::from_hex(p.tree.as_bytes()).ok())
+        }
         None => None,
     };
     let stat = commit::diff_stat(repo, parent_tree, tree)?;
@@ -125,7 +129,11 @@ fn short_stats(repo: &Repo, c: &crate::git::objects::Commit) -> std::result::Res
         return Ok(None);
     }
     let n = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-    Ok(Some(CommitStatInfo { additions: n(stat.additions), deletions: n(stat.deletions), changed_files: n(stat.files) }))
+    Ok(Some(CommitStatInfo {
+        additions: n(stat.additions),
+        deletions: n(stat.deletions),
+        changed_files: n(stat.files),
+    }))
 }
 
 fn not_found(detail: Option<find_commits_error::Error>) -> Error {
@@ -141,7 +149,9 @@ fn not_found(detail: Option<find_commits_error::Error>) -> Error {
 fn revision_error(e: walk::RevError, revision: &[u8]) -> Error {
     use find_commits_error::Error as E;
     match e {
-        walk::RevError::Unknown(_) => not_found(Some(E::AmbiguousRef(AmbiguousReferenceError { reference: revision.to_vec() }))),
+        walk::RevError::Unknown(_) => {
+            not_found(Some(E::AmbiguousRef(AmbiguousReferenceError { reference: revision.to_vec() })))
+        }
         walk::RevError::BadObject(oid) => not_found(Some(E::BadObject(BadObjectError { bad_oid: oid }))),
         walk::RevError::InvalidRange(range) => not_found(Some(E::InvalidRange(InvalidRevisionRange { range }))),
         walk::RevError::Git(g) => internal(g),

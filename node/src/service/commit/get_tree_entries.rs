@@ -37,7 +37,10 @@ pub(super) fn handle(deps: &Deps, req: GetTreeEntriesRequest) -> Result<BoxStrea
         let path = if req.path == b"." { Vec::new() } else { req.path.clone() };
         let revision = String::from_utf8_lossy(&req.revision).into_owned();
         let token = req.pagination_params.as_ref().map(|p| decode_token(&p.page_token));
-        let pinned = token.as_ref().and_then(|t| t.tree).filter(|t| matches!(objects::header(repo, *t), Ok(Some((Kind::Tree, _)))));
+        let pinned = token
+            .as_ref()
+            .and_then(|t| t.tree)
+            .filter(|t| matches!(objects::header(repo, *t), Ok(Some((Kind::Tree, _)))));
         let tree_id = match pinned {
             Some(t) => t,
             None => resolve_tree(repo, &req, &path, &revision)?,
@@ -74,7 +77,11 @@ pub(super) fn handle(deps: &Deps, req: GetTreeEntriesRequest) -> Result<BoxStrea
             })?;
         } else {
             let listed = tree::read(repo, tree_id)?.ok_or_else(|| revision_missing(&req.revision))?;
-            entries.extend(listed.into_iter().map(|e| make_entry(PathEntry { path: tree::join(&path, &e.name), mode: e.mode, id: e.id })));
+            entries.extend(
+                listed
+                    .into_iter()
+                    .map(|e| make_entry(PathEntry { path: tree::join(&path, &e.name), mode: e.mode, id: e.id })),
+            );
         }
         sort_entries(&mut entries, sort);
         if let Some(params) = &req.pagination_params {
@@ -85,7 +92,8 @@ pub(super) fn handle(deps: &Deps, req: GetTreeEntriesRequest) -> Result<BoxStrea
             let index = if start.is_empty() {
                 0
             } else {
-                let key = |e: &TreeEntry| if by_oid { e.oid.clone() } else { String::from_utf8_lossy(&e.path).into_owned() };
+                let key =
+                    |e: &TreeEntry| if by_oid { e.oid.clone() } else { String::from_utf8_lossy(&e.path).into_owned() };
                 entries
                     .iter()
                     .position(|e| key(e) == start)
@@ -149,7 +157,9 @@ fn sort_entries(entries: &mut [TreeEntry], sort: SortBy) {
 fn resolve_error(req: &GetTreeEntriesRequest, path: &[u8], message: &'static str, code_not_found: bool) -> Error {
     let e = if code_not_found { Error::not_found(message) } else { Error::invalid_argument(message) };
     e.with_detail(&GetTreeEntriesError {
-        error: Some(get_tree_entries_error::Error::ResolveTree(ResolveRevisionError { revision: req.revision.clone() })),
+        error: Some(get_tree_entries_error::Error::ResolveTree(ResolveRevisionError {
+            revision: req.revision.clone(),
+        })),
     })
     .with_metadata("path", String::from_utf8_lossy(path))
     .with_metadata("revision", String::from_utf8_lossy(&req.revision))

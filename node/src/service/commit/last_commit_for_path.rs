@@ -33,8 +33,9 @@ fn check_local_path(path: &[u8]) -> Result<()> {
         return Ok(());
     }
     if path.starts_with(b"/") {
-        return Err(Error::invalid_argument("path is an absolute path")
-            .with_metadata("path", String::from_utf8_lossy(path)));
+        return Err(
+            Error::invalid_argument("path is an absolute path").with_metadata("path", String::from_utf8_lossy(path))
+        );
     }
     let mut depth = 0i32;
     for c in path.split(|b| *b == b'/') {
@@ -44,8 +45,9 @@ fn check_local_path(path: &[u8]) -> Result<()> {
             _ => depth += 1,
         }
         if depth < 0 {
-            return Err(Error::invalid_argument("path escapes repository")
-                .with_metadata("path", String::from_utf8_lossy(path)));
+            return Err(
+                Error::invalid_argument("path escapes repository").with_metadata("path", String::from_utf8_lossy(path))
+            );
         }
     }
     Ok(())
@@ -61,5 +63,5 @@ pub(super) fn last_commit(
     let tips = walk::resolve_args(repo, &[revision])?;
     let spec = Pathspec::parse(&[path], literal, true).map_err(|e| GitError::Invalid(e.to_string()))?;
     let options = walk::Options { paths: Some(spec), max_count: Some(1), ..Default::default() };
-    walk::Walk::new(repo, tips, options).next()
+    walk::Walk::new(repo, tips, options).next_id()
 }

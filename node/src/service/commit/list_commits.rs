@@ -4,6 +4,7 @@
 
 use super::{Batcher, RevisionRules, check_revision, internal, seconds};
 use crate::error::{Error, Result};
+use crate::git::objects::ObjectId;
 use crate::git::tree::Pathspec;
 use crate::git::{commit, walk};
 use crate::service::{Deps, convert};
@@ -29,6 +30,9 @@ pub(super) fn handle(deps: &Deps, req: ListCommitsRequest) -> Result<BoxStream<L
         let token = req.pagination_params.as_ref().map(|p| p.page_token.clone()).unwrap_or_default();
         let limit = req.pagination_params.as_ref().map_or(0, |p| p.limit);
         let mut waiting_for_token = !token.is_empty();
+        // Upstream compares the full id; anything else never matches.
+        let token_id =
+            ObjectId::from_hex(token.as_bytes()).ok().filter(|_| !token.bytes().any(|b| b.is_ascii_uppercase()));
         // Upstream sends the id of the last commit handed to its batcher
         // when the first message goes out as the cursor (only in that
         // message).
@@ -44,9 +48,9 @@ pub(super) fn handle(deps: &Deps, req: ListCommitsRequest) -> Result<BoxStream<L
             response
         });
         let mut sent = 0i32;
-        while let Some(id) = walk.next().map_err(internal)? {
+        while let Some(id) = walk.next_id().map_err(internal)? {
             if waiting_for_token {
-                waiting_for_token = id.to_string() != token;
+                waiting_for_token = Some(id) != token_id;
                 continue;
             }
             if limit > 0 && limit <= sent {

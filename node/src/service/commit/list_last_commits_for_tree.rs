@@ -6,9 +6,9 @@
 use super::last_commit_for_path::last_commit;
 use super::{RevisionRules, internal, literal, valid_revision};
 use crate::error::{Error, Result};
+use crate::git::commit;
 use crate::git::objects;
 use crate::git::tree::{self, EntryKind, Pathspec};
-use crate::git::commit;
 use crate::service::{Deps, convert};
 use cairn_proto::gitaly::list_last_commits_for_tree_response::CommitForTree;
 use cairn_proto::gitaly::{ListLastCommitsForTreeRequest, ListLastCommitsForTreeResponse};
@@ -55,9 +55,10 @@ pub(super) fn handle(
         let end = (offset + usize::try_from(req.limit).unwrap_or(0)).min(entries.len());
         let mut batch = Vec::new();
         for e in &entries[offset..end] {
-            let id = last_commit(repo, req.revision.as_bytes(), &e.path, literal)
-                .map_err(internal)?
-                .ok_or_else(|| Error::internal_msg(format!("no commit touches {}", String::from_utf8_lossy(&e.path))))?;
+            let id =
+                last_commit(repo, req.revision.as_bytes(), &e.path, literal).map_err(internal)?.ok_or_else(|| {
+                    Error::internal_msg(format!("no commit touches {}", String::from_utf8_lossy(&e.path)))
+                })?;
             let c = commit::read(repo, id)?.ok_or_else(|| Error::internal_msg(format!("parsing commit {id}")))?;
             batch.push(CommitForTree { commit: Some(convert::git_commit(&c)), path_bytes: e.path.clone() });
             if batch.len() == BATCH {

@@ -56,9 +56,8 @@ pub(super) fn get_commit_messages(
     let path = deps.storages.repo(req.repository.as_ref())?;
     Ok(deps.stream_at(path, move |repo, _, sink| {
         for id in &req.commit_ids {
-            let c = commit::find(repo, id.as_bytes())?.ok_or_else(|| {
-                Error::internal_msg(format!("failed to get commit message: object not found: {id}"))
-            })?;
+            let c = commit::find(repo, id.as_bytes())?
+                .ok_or_else(|| Error::internal_msg(format!("failed to get commit message: object not found: {id}")))?;
             sink.send(GetCommitMessagesResponse { commit_id: id.clone(), message: Vec::new() })?;
             for chunk in c.message.chunks(CHUNK_SIZE) {
                 sink.send(GetCommitMessagesResponse { commit_id: String::new(), message: chunk.to_vec() })?;

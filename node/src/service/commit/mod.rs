@@ -151,7 +151,6 @@ fn stream<T>(r: Result<BoxStream<T>>) -> Stream<T> {
 
 #[tonic::async_trait]
 impl commit_service_server::CommitService for CommitService {
-
     async fn list_commits(&self, req: Request<ListCommitsRequest>) -> Stream<ListCommitsResponse> {
         stream(list_commits::handle(&self.deps, req.into_inner()))
     }
@@ -193,7 +192,10 @@ impl commit_service_server::CommitService for CommitService {
         stream(list_files::handle(&self.deps, req.into_inner()))
     }
 
-    async fn find_commit(&self, req: Request<FindCommitRequest>) -> std::result::Result<Response<FindCommitResponse>, Status> {
+    async fn find_commit(
+        &self,
+        req: Request<FindCommitRequest>,
+    ) -> std::result::Result<Response<FindCommitResponse>, Status> {
         respond(find_commit::handle(&self.deps, req.into_inner()).await)
     }
 

@@ -40,7 +40,9 @@ pub(super) async fn handle(
         };
         let data = match blob {
             None => return Err(Error::not_found("cannot resolve ignore-revs blob").with_detail(&resolve_error())),
-            Some(Err(_)) => return Err(Error::invalid_argument("ignore revision is not a blob").with_detail(&resolve_error())),
+            Some(Err(_)) => {
+                return Err(Error::invalid_argument("ignore revision is not a blob").with_detail(&resolve_error()));
+            }
             Some(Ok(data)) => data,
         };
         let dir = deps.config.runtime_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -72,9 +74,11 @@ pub(super) async fn handle(
             .with_metadata("path", shown_path)
             .with_metadata("revision", revision)
             .with_detail(&detail(raw_blame_error::Error::PathNotFound(PathNotFoundError { path: req.path.clone() })))),
-        Err(BlameError::InvalidIgnoreRevs(content)) => Err(Error::not_found("invalid object name").with_detail(&detail(
-            raw_blame_error::Error::InvalidIgnoreRevsFormat(raw_blame_error::InvalidIgnoreRevsFormatError { content }),
-        ))),
+        Err(BlameError::InvalidIgnoreRevs(content)) => Err(Error::not_found("invalid object name").with_detail(
+            &detail(raw_blame_error::Error::InvalidIgnoreRevsFormat(raw_blame_error::InvalidIgnoreRevsFormatError {
+                content,
+            })),
+        )),
         Err(BlameError::OutOfRange(lines)) => Err(Error::invalid_argument("range is outside of the file length")
             .with_metadata("path", shown_path)
             .with_metadata("revision", revision)

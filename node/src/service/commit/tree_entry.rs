@@ -32,9 +32,8 @@ pub(super) fn handle(deps: &Deps, req: TreeEntryRequest) -> Result<BoxStream<Tre
         }
     }
     Ok(deps.stream_at(path, move |repo, _, sink| {
-        let not_found = || {
-            Error::not_found("tree entry not found").with_metadata("path", String::from_utf8_lossy(&request_path))
-        };
+        let not_found =
+            || Error::not_found("tree entry not found").with_metadata("path", String::from_utf8_lossy(&request_path));
         let root = match objects::resolve(repo, &req.revision) {
             Some(id) => tree::peel_to_tree(repo, id)?,
             None => None,
