@@ -27,6 +27,8 @@ pub enum Subcommand {
     Config,
     Bundle,
     RevList,
+    /// `git blame --porcelain` (RawBlame's exact output format).
+    Blame,
 }
 
 impl Subcommand {
@@ -40,6 +42,7 @@ impl Subcommand {
             Self::Config => "config",
             Self::Bundle => "bundle",
             Self::RevList => "rev-list",
+            Self::Blame => "blame",
         })
     }
 

@@ -7,12 +7,14 @@
 
 pub mod archive;
 pub mod attributes;
+pub mod blame;
 pub mod blob;
 pub mod bundle;
 pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod languages;
 pub mod lfs;
 pub mod license;
 pub mod lifecycle;
@@ -23,8 +25,11 @@ pub mod references;
 pub mod refs;
 pub mod repo;
 pub mod search;
+pub mod signature;
 pub mod stats;
 pub mod trailers;
+pub mod tree;
+pub mod walk;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
 pub use repo::{Repo, Repositories};
