@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod diff;
 pub mod lifecycle;
 pub mod objects;
 pub mod refs;
