@@ -1383,3 +1383,415 @@ async fn get_patch_id_hashes_whitespace_and_binary_ids() {
         assert_ne!(ids[0], ids[1], "whitespace counts");
     }
 }
+
+/// `git diff <a> <b>` of two blobs, as DiffBlobs answers it: the hunks (or
+/// binary notice) of its one section.
+/// The empty blob, missing from the fixture, is written to a throw-away
+/// object directory in front of the fixture's objects.
+fn blob_diff(dir: &Path, left: &str, right: &str) -> Vec<u8> {
+    let scratch = tempfile::tempdir().expect("scratch objects");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_OBJECT_DIRECTORY", scratch.path())
+            .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", dir.join("objects"))
+            .arg("--git-dir")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}");
+        out.stdout
+    };
+    git(&["hash-object", "-w", "-t", "blob", "/dev/null"]);
+    let out = git(&["-c", "attr.tree=HEAD", "diff", left, right]);
+    sections(&out).first().map(|s| hunks(s)).unwrap_or_default()
+}
+
+fn blob_pair(left: &str, right: &str) -> diff_blobs_request::BlobPair {
+    diff_blobs_request::BlobPair { left_blob: left.as_bytes().to_vec(), right_blob: right.as_bytes().to_vec() }
+}
+
+/// The patches of a DiffBlobs answer, one per pair.
+fn blob_diffs(messages: Vec<DiffBlobsResponse>) -> Vec<DiffBlobsResponse> {
+    let mut out: Vec<DiffBlobsResponse> = Vec::new();
+    let mut open = false;
+    for m in messages {
+        if open {
+            let last = out.last_mut().expect("open diff");
+            last.patch.extend_from_slice(&m.patch);
+            last.status = m.status;
+        } else {
+            out.push(m.clone());
+        }
+        open = m.status() != diff_blobs_response::Status::EndOfPatch;
+    }
+    out
+}
+
+#[tokio::test]
+async fn diff_blobs_match_git_diff_of_blobs() {
+    let node = Node::start_on_fixture().await;
+    let mut c = client(&node).await;
+    for format in FORMATS {
+        let dir = fixture::path(format, "fixture");
+        // Every modified regular file between the fixture's commits, as id pairs.
+        let mut pairs = Vec::new();
+        for (left, right) in commit_pairs(format).into_iter().take(40) {
+            let (raw, _) = parse_raw(&gitb(
+                &dir,
+                &["diff", "--raw", "-z", "--no-renames", &format!("--abbrev={}", hex_len(format)), &left, &right],
+            ));
+            for r in raw {
+                if r.status == b'M'
+                    && r.old_mode == 0o100644
+                    && r.new_mode == 0o100644
+                    && !pairs.contains(&(r.old_id.clone(), r.new_id.clone()))
+                {
+                    pairs.push((r.old_id, r.new_id));
+                }
+            }
+        }
+        assert!(pairs.len() > 3, "the fixture modifies files");
+        let mut requested: Vec<(String, String)> = pairs.clone();
+        // A path-scoped binary pair, and additions/deletions (null ids).
+        requested.push(("main:files/large.bin".into(), "main:README.md".into()));
+        requested.push((zero(format), pairs[0].1.clone()));
+        requested.push((pairs[0].0.clone(), zero(format)));
+        let got = blob_diffs(
+            drain(
+                c.diff_blobs(DiffBlobsRequest {
+                    repository: repo(format, "fixture"),
+                    blob_pairs: requested.iter().map(|(l, r)| blob_pair(l, r)).collect(),
+                    ..Default::default()
+                })
+                .await,
+            )
+            .await
+            .expect("diff blobs"),
+        );
+        assert_eq!(got.len(), requested.len(), "one diff per pair");
+        let empty = gits(&dir, &["hash-object", "-t", "blob", "/dev/null"]);
+        for ((l, r), d) in requested.iter().zip(&got) {
+            let git_side = |s: &str| if *s == zero(format) { empty.clone() } else { s.to_owned() };
+            let want = blob_diff(&dir, &git_side(l), &git_side(r));
+            assert_eq!(String::from_utf8_lossy(&d.patch), String::from_utf8_lossy(&want), "{l} {r}");
+            assert_eq!(d.binary, want.starts_with(b"Binary files"), "{l} {r}");
+            assert_eq!((d.lines_added, d.lines_removed), (count_lines(&want, b'+'), count_lines(&want, b'-')));
+            assert_eq!(d.patch_size as usize, want.len());
+            if !l.contains(':') {
+                assert_eq!((&d.left_blob_id, &d.right_blob_id), (l, r));
+            }
+        }
+        assert!(got.iter().any(|d| d.binary), "the path-scoped pair is binary");
+        // A patch at or over the limit is left out and flagged.
+        let (l, r) = &pairs[0];
+        let size = blob_diff(&dir, l, r).len() as i32;
+        for (limit, over) in [(size, true), (size + 1, false)] {
+            let d = blob_diffs(
+                drain(
+                    c.diff_blobs(DiffBlobsRequest {
+                        repository: repo(format, "fixture"),
+                        blob_pairs: vec![blob_pair(l, r)],
+                        patch_bytes_limit: limit,
+                        ..Default::default()
+                    })
+                    .await,
+                )
+                .await
+                .expect("diff blobs"),
+            );
+            assert_eq!((d[0].over_patch_bytes_limit, d[0].patch.is_empty()), (over, over), "limit {limit}");
+            assert_eq!(d[0].patch_size, size);
+        }
+        // Bad pairs: not blobs, missing, option-like.
+        for (l, r) in
+            [("main", pairs[0].1.as_str()), ("main:nope", pairs[0].1.as_str()), ("--output=/tmp/x:a", "main:README.md")]
+        {
+            let err = drain(
+                c.diff_blobs(DiffBlobsRequest {
+                    repository: repo(format, "fixture"),
+                    blob_pairs: vec![blob_pair(l, r)],
+                    ..Default::default()
+                })
+                .await,
+            )
+            .await
+            .expect_err("bad pair");
+            assert_eq!(err.code(), Code::InvalidArgument, "{l}: {}", err.message());
+        }
+    }
+}
+
+/// A repository with two versions of a three-commit series: one commit
+/// the same, one changed, one dropped and one added.
+fn range_repo(node: &Node, format: Format) -> (String, TestRepo) {
+    let name = format!("{}/range.git", format.name());
+    let r = node.create_repo(&name, format);
+    let lines = |edits: &[(usize, &str)]| -> String {
+        (0..30)
+            .map(|i| {
+                edits.iter().find(|(at, _)| *at == i).map_or_else(|| format!("line {i}\n"), |(_, t)| format!("{t}\n"))
+            })
+            .collect()
+    };
+    let (b0, b_one, b_two) =
+        (lines(&[]), lines(&[(5, "FIVE"), (6, "SIX"), (7, "SEVEN")]), lines(&[(5, "FIVE"), (6, "SIX"), (7, "seven!")]));
+    let base = r.commit(&[("a", "1\n"), ("b", &b0)], &[], "base");
+    let a1 = r.commit(&[("a", "2\n"), ("b", &b0)], &[&base], "Same change");
+    let a2 = r.commit(&[("a", "2\n"), ("b", &b_one)], &[&a1], "Changed: differently");
+    let a3 = r.commit(&[("a", "2\n"), ("b", &b_one), ("c", "x\n")], &[&a2], "Dropped");
+    let b1 = r.commit(&[("a", "2\n"), ("b", &b0)], &[&base], "Same change");
+    let b2 = r.commit(&[("a", "2\n"), ("b", &b_two)], &[&b1], "Changed: differently");
+    let b3 = r.commit(&[("a", "2\n"), ("b", &b_two), ("d", "y\n")], &[&b2], "Added");
+    r.git(&["update-ref", "refs/heads/base", &base]);
+    r.git(&["update-ref", "refs/heads/one", &a3]);
+    r.git(&["update-ref", "refs/heads/two", &b3]);
+    (name, r)
+}
+
+#[tokio::test]
+async fn range_diffs_match_git_range_diff() {
+    use range_diff_response::Comparator;
+    let node = Node::start().await;
+    let mut c = client(&node).await;
+    for format in FORMATS {
+        let (name, r) = range_repo(&node, format);
+        let empty_tree = gits(&r.path, &["hash-object", "-t", "tree", "/dev/null"]);
+        let attr = format!("attr.tree={empty_tree}");
+        let abbrev = format!("--abbrev={}", hex_len(format));
+        let specs: Vec<(Vec<&str>, raw_range_diff_request::RangeSpec, range_diff_request::RangeSpec)> = vec![
+            (
+                vec!["base..one", "base..two"],
+                raw_range_diff_request::RangeSpec::RangePair(RangePair {
+                    range1: "base..one".into(),
+                    range2: "base..two".into(),
+                }),
+                range_diff_request::RangeSpec::RangePair(RangePair {
+                    range1: "base..one".into(),
+                    range2: "base..two".into(),
+                }),
+            ),
+            (
+                vec!["one...two"],
+                raw_range_diff_request::RangeSpec::RevisionRange(RevisionRange {
+                    rev1: "one".into(),
+                    rev2: "two".into(),
+                }),
+                range_diff_request::RangeSpec::RevisionRange(RevisionRange { rev1: "one".into(), rev2: "two".into() }),
+            ),
+            (
+                vec!["base", "one", "two"],
+                raw_range_diff_request::RangeSpec::BaseWithRevisions(BaseWithRevisions {
+                    base: "base".into(),
+                    rev1: "one".into(),
+                    rev2: "two".into(),
+                }),
+                range_diff_request::RangeSpec::BaseWithRevisions(BaseWithRevisions {
+                    base: "base".into(),
+                    rev1: "one".into(),
+                    rev2: "two".into(),
+                }),
+            ),
+        ];
+        for (args, raw_spec, spec) in specs {
+            let mut git_args = vec!["-c", attr.as_str(), "range-diff", abbrev.as_str()];
+            git_args.extend(&args);
+            let want = gitb(&r.path, &git_args);
+            let raw = drain(
+                c.raw_range_diff(RawRangeDiffRequest {
+                    repository: Some(node.repo(&name)),
+                    range_spec: Some(raw_spec),
+                })
+                .await,
+            )
+            .await
+            .expect("raw range diff");
+            assert_eq!(String::from_utf8_lossy(&joined(raw, |m| m.data)), String::from_utf8_lossy(&want), "{args:?}");
+
+            let messages = drain(
+                c.range_diff(RangeDiffRequest { repository: Some(node.repo(&name)), range_spec: Some(spec) }).await,
+            )
+            .await
+            .expect("range diff");
+            let mut pairs: Vec<RangeDiffResponse> = Vec::new();
+            let mut open = false;
+            for m in messages {
+                if open {
+                    pairs.last_mut().expect("open pair").patch_data.extend_from_slice(&m.patch_data);
+                } else {
+                    pairs.push(m.clone());
+                }
+                open = !m.end_of_patch;
+            }
+            git_args.insert(3, "--no-color");
+            let text = String::from_utf8(gitb(&r.path, &git_args)).expect("utf-8");
+            let pair_lines: Vec<&str> =
+                text.lines().filter(|l| !l.starts_with("    ")).filter(|l| !l.is_empty()).collect();
+            assert_eq!(pairs.len(), pair_lines.len(), "{args:?}");
+            let symbols: Vec<Comparator> = pairs.iter().map(|p| p.comparison()).collect();
+            let want_symbols: Vec<Comparator> = pair_lines
+                .iter()
+                .map(|l| match l.split_whitespace().nth(2) {
+                    Some("=") => Comparator::EqualUnspecified,
+                    Some("!") => Comparator::NotEqual,
+                    Some("<") => Comparator::LessThan,
+                    _ => Comparator::GreaterThan,
+                })
+                .collect();
+            assert_eq!(symbols, want_symbols, "{args:?}");
+            if args.len() == 2 {
+                // The same first commit on both sides is outside `one...two`.
+                assert_eq!(
+                    symbols,
+                    [Comparator::EqualUnspecified, Comparator::NotEqual, Comparator::LessThan, Comparator::GreaterThan]
+                );
+            }
+            let changed = symbols.iter().position(|s| *s == Comparator::NotEqual).expect("a changed commit");
+            for (p, line) in pairs.iter().zip(&pair_lines) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!((p.from_commit_id.as_str(), p.to_commit_id.as_str()), (fields[1], fields[4]), "{line}");
+                assert!(line.ends_with(&p.commit_message_title), "{line}");
+            }
+            // The diff-of-diffs of the changed commit, unindented.
+            let indented: String = text
+                .lines()
+                .filter(|l| l.starts_with("    ") || l.is_empty())
+                .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+                .collect();
+            assert_eq!(
+                String::from_utf8_lossy(&pairs[changed].patch_data),
+                indented.trim_end_matches('\n').to_owned() + "\n"
+            );
+            assert!(pairs.iter().enumerate().all(|(i, p)| i == changed || p.patch_data.is_empty()));
+        }
+        // Option-like and missing ranges.
+        for (range1, code) in [("--output=/tmp/range", Code::Internal), ("nope..one", Code::FailedPrecondition)] {
+            let err = drain(
+                c.range_diff(RangeDiffRequest {
+                    repository: Some(node.repo(&name)),
+                    range_spec: Some(range_diff_request::RangeSpec::RangePair(RangePair {
+                        range1: range1.into(),
+                        range2: "base..two".into(),
+                    })),
+                })
+                .await,
+            )
+            .await
+            .expect_err("bad range");
+            assert_eq!(err.code(), code, "{range1}: {}", err.message());
+        }
+        assert!(!Path::new("/tmp/range").exists());
+    }
+}
+
+#[tokio::test]
+async fn bad_revisions_get_upstreams_codes() {
+    let node = Node::start_on_fixture().await;
+    let mut c = client(&node).await;
+    let out = std::env::temp_dir().join("cairn-diff-option-like");
+    let option = format!("--output={}", out.display());
+    for format in FORMATS {
+        let dir = fixture::path(format, "fixture");
+        let main = gits(&dir, &["rev-parse", "main"]);
+        let missing = "1".repeat(hex_len(format));
+        let cases: Vec<(&str, &str, Code, Code)> = vec![
+            // (left, right, code of git-backed RPCs, code of RawDiff/RawPatch)
+            (&option, &main, Code::Internal, Code::Internal),
+            ("-n1", &main, Code::Internal, Code::Internal),
+            (&main, "-R", Code::Internal, Code::Internal),
+            (&missing, &main, Code::FailedPrecondition, Code::Unknown),
+            ("invalidinvalidinvalid", &main, Code::FailedPrecondition, Code::Unknown),
+        ];
+        for (left, right, code, raw_code) in cases {
+            let r = || repo(format, "fixture");
+            let what = format!("{left} {right}");
+            let err = drain(c.commit_diff(commit_diff_request(r(), left, right)).await).await.expect_err(&what);
+            assert_eq!(err.code(), code, "CommitDiff {what}: {}", err.message());
+            let err = drain(
+                c.commit_delta(CommitDeltaRequest {
+                    repository: r(),
+                    left_commit_id: left.into(),
+                    right_commit_id: right.into(),
+                    ..Default::default()
+                })
+                .await,
+            )
+            .await
+            .expect_err(&what);
+            assert_eq!(err.code(), code, "CommitDelta {what}: {}", err.message());
+            let err = drain(
+                c.diff_stats(DiffStatsRequest {
+                    repository: r(),
+                    left_commit_id: left.into(),
+                    right_commit_id: right.into(),
+                })
+                .await,
+            )
+            .await
+            .expect_err(&what);
+            assert_eq!(err.code(), code, "DiffStats {what}: {}", err.message());
+            let err = drain(
+                c.raw_diff(RawDiffRequest {
+                    repository: r(),
+                    left_commit_id: left.into(),
+                    right_commit_id: right.into(),
+                })
+                .await,
+            )
+            .await
+            .expect_err(&what);
+            assert_eq!(err.code(), raw_code, "RawDiff {what}: {}", err.message());
+            let err = drain(
+                c.raw_patch(RawPatchRequest {
+                    repository: r(),
+                    left_commit_id: left.into(),
+                    right_commit_id: right.into(),
+                })
+                .await,
+            )
+            .await
+            .expect_err(&what);
+            // RawPatch hands git one `left..right` argument, which only a
+            // dash in front of `left` makes option-like.
+            let patch_code = if right.starts_with('-') { Code::Unknown } else { raw_code };
+            assert_eq!(err.code(), patch_code, "RawPatch {what}: {}", err.message());
+            let err = c
+                .get_patch_id(GetPatchIdRequest {
+                    repository: r(),
+                    old_revision: left.as_bytes().to_vec(),
+                    new_revision: right.as_bytes().to_vec(),
+                })
+                .await
+                .expect_err(&what);
+            assert_eq!(err.code(), Code::Internal, "GetPatchID {what}: {}", err.message());
+        }
+        // Empty ids and no repository: INVALID_ARGUMENT before git runs.
+        let err = drain(c.commit_diff(commit_diff_request(repo(format, "fixture"), "", &main)).await)
+            .await
+            .expect_err("empty");
+        assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "empty LeftCommitId"));
+        let err = drain(c.commit_diff(commit_diff_request(repo(format, "fixture"), &main, "")).await)
+            .await
+            .expect_err("empty");
+        assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "empty RightCommitId"));
+        let err = drain(c.commit_diff(commit_diff_request(None, &main, &main)).await).await.expect_err("no repo");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        // FindChangedPaths: missing commits are NOT_FOUND.
+        let err = drain(
+            c.find_changed_paths(FindChangedPathsRequest {
+                repository: repo(format, "fixture"),
+                requests: vec![commit_request(&missing, &[])],
+                ..Default::default()
+            })
+            .await,
+        )
+        .await
+        .expect_err("missing");
+        assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    }
+    assert!(!out.exists(), "no option reached git");
+}

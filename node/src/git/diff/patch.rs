@@ -256,6 +256,66 @@ impl<R: BufRead> Files<R> {
     }
 }
 
+/// `git diff-tree --stdin` output with the tree pair lines it echoes
+/// before each pair's diff (`<tree> <tree>`) removed, so the sections of
+/// many pairs read as one patch. No patch line has that shape: every line
+/// of a section starts with a marker or a header word.
+#[derive(Debug)]
+pub struct WithoutTreePairLines<R> {
+    inner: R,
+    line: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: BufRead> WithoutTreePairLines<R> {
+    pub fn new(inner: R) -> Self {
+        Self { inner, line: Vec::new(), pos: 0 }
+    }
+
+    /// The underlying reader, for finishing the command.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn is_tree_pair(line: &[u8]) -> bool {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut parts = line.split(|b| *b == b' ');
+        let hex =
+            |p: Option<&[u8]>| p.is_some_and(|p| matches!(p.len(), 40 | 64) && p.iter().all(u8::is_ascii_hexdigit));
+        hex(parts.next()) && hex(parts.next()) && parts.next().is_none()
+    }
+}
+
+impl<R: BufRead> std::io::Read for WithoutTreePairLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let data = self.fill_buf()?;
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for WithoutTreePairLines<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.line.len() {
+            self.line.clear();
+            self.pos = 0;
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                break;
+            }
+            if Self::is_tree_pair(&self.line) {
+                self.line.clear();
+            }
+        }
+        Ok(&self.line[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.line.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +350,16 @@ diff --git a/t b/t\nnew file mode 120000\nBinary files /dev/null and b/t differ\
         assert!(seen[3].3.binary);
         assert_eq!(seen[3].3.patch, b"Binary files /dev/null and b/t differ\n");
         assert_eq!((seen[4].1.as_slice(), seen[4].2), (&b"ws"[..], false));
+    }
+
+    #[test]
+    fn tree_pair_lines_are_dropped() {
+        let a = "a".repeat(40);
+        let out = format!("{a} {a}\ndiff --git a/x b/x\n@@ -1 +1 @@\n-{a} {a}\n+y\n{a} {a}\n");
+        let mut r = WithoutTreePairLines::new(out.as_bytes());
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut r, &mut text).expect("reads");
+        assert_eq!(text, format!("diff --git a/x b/x\n@@ -1 +1 @@\n-{a} {a}\n+y\n"));
     }
 
     #[test]

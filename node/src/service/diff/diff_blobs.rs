@@ -11,11 +11,10 @@
 //! deletion and an addition, submodules as commit lines); the file names
 //! in `Binary files ... differ` are put back to the requested paths.
 
-use super::commit_diff::{Accounting, Limits};
 use super::{PATCH_CHUNK, git_failed, patch_parts, target};
 use crate::error::{Error, Result};
 use crate::git::diff::cli::{Output, Target};
-use crate::git::diff::patch::{FilePatch, Files, Sections};
+use crate::git::diff::patch::{FilePatch, Sections, WithoutTreePairLines};
 use crate::git::diff::quarantine::Quarantine;
 use crate::git::diff::quote::quote_c_style;
 use crate::git::objects::{self, Kind, ObjectId};
@@ -27,7 +26,6 @@ use cairn_proto::gitaly::diff_blobs_request::{DiffMode, WhitespaceChanges};
 use cairn_proto::gitaly::diff_blobs_response::Status;
 use cairn_proto::gitaly::{ChangedPaths, DiffBlobsRequest, DiffBlobsResponse};
 use std::io::BufReader;
-use std::os::unix::ffi::OsStringExt as _;
 use std::path::PathBuf;
 use tonic::Code;
 use tonic::codegen::BoxStream;
@@ -157,70 +155,115 @@ struct Context {
     limit: i32,
 }
 
+/// The name git gives a side of `git diff <a> <b>`: the path of a
+/// path-scoped revision, else the revision itself.
+fn display_name(revision: &[u8]) -> &[u8] {
+    match revision.iter().position(|b| *b == b':') {
+        Some(i) => &revision[i + 1..],
+        None => revision,
+    }
+}
+
+/// Whether `path` can be written as nested tree entries.
+fn usable_path(path: &[u8]) -> bool {
+    !path.is_empty()
+        && !path.contains(&0)
+        && path.split(|b| *b == b'/').all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// A tree holding `blob` at `path` (nested trees for its directories).
+fn tree_with(q: &Quarantine, path: &[u8], blob: ObjectId) -> Result<ObjectId> {
+    let mut parts = path.split(|b| *b == b'/').rev();
+    let leaf = parts.next().expect("split yields a part");
+    let mut id = q.write_tree(vec![(0o100644, leaf.to_vec(), blob)])?;
+    for dir in parts {
+        id = q.write_tree(vec![(0o040000, dir.to_vec(), id)])?;
+    }
+    Ok(id)
+}
+
 fn diff_blob_pairs(repo: &Repo, ctx: &Context, pairs: Vec<BlobPair>, sink: &Sink<DiffBlobsResponse>) -> Result<()> {
     let format = repo.object_format();
     let zero = format.zero_oid();
     let empty_blob = ObjectId::empty_blob(repo_hash(format));
-    let quarantine = if pairs.iter().any(|p| p.left_id.is_none() || p.right_id.is_none()) {
-        let q = Quarantine::new(&ctx.scratch, repo_hash(format))?;
-        q.write_blob(b"")?;
-        Some(q)
-    } else {
-        None
-    };
-    let target = quarantine.as_ref().map_or_else(|| ctx.target.clone(), |q| q.over(&ctx.target));
-    let mut limits = Limits { patch_limits_only: true, ..Default::default() };
-    if ctx.limit > 0 {
-        limits.enforce = true;
-        limits.max_patch_bytes = ctx.limit.into();
+    let quarantine = Quarantine::new(&ctx.scratch, repo_hash(format))?;
+    if pairs.iter().any(|p| p.left_id.is_none() || p.right_id.is_none()) {
+        quarantine.write_blob(b"")?;
     }
-    let limits = limits.bound();
+    let limit = i64::from(ctx.limit).min(512_000);
     let id_text = |id: Option<ObjectId>| id.map_or_else(|| zero.clone(), |i| i.to_string());
-    for pair in pairs {
-        let left =
-            if pair.left_id.is_none() { empty_blob.to_string().into_bytes() } else { pair.left_revision.clone() };
-        let right =
-            if pair.right_id.is_none() { empty_blob.to_string().into_bytes() } else { pair.right_revision.clone() };
-        let right_id = pair.right_id.unwrap_or(empty_blob).to_string();
-        let left_id = pair.left_id.unwrap_or(empty_blob).to_string();
-        // git prints nothing for identical blobs (an added empty file).
-        if left == right_id.as_bytes() || right == left_id.as_bytes() {
-            send(
-                sink,
-                BlobDiff { left_id: id_text(pair.left_id), right_id: id_text(pair.right_id), ..Default::default() },
-            )?;
-            continue;
-        }
-        let cmd = target
-            .diff_command(Subcommand::Diff)
-            .config("diff.noprefix", "false")
-            .config("diff.mnemonicPrefix", "false")
-            .config("core.quotePath", "true")
-            .flag("--patch-with-raw")
-            .flag("-z")
-            .flag_value("--abbrev", format.hex_len().to_string());
-        let cmd = with_options(cmd, ctx.whitespace, ctx.word)
-            .arg(std::ffi::OsString::from_vec(left))
-            .arg(std::ffi::OsString::from_vec(right));
-        let output = Output::start(&ctx.factory, cmd, ctx.cid.as_deref())?;
-        let mut files = Files::new(BufReader::new(output), zero.clone())?;
-        let mut accounting = Accounting::new(limits.clone());
-        let diff = accounting.next(&mut files, None)?;
-        files.sections.into_inner().into_inner().finish().map_err(|e| git_failed(Code::Internal, e))?;
-        let diff = diff.ok_or_else(|| Error::internal_msg("generating diff: diff parser finished unexpectedly"))?;
-        let entry = diff.entry.expect("a parsed file has its raw entry");
-        send(
-            sink,
-            BlobDiff {
-                left_id: if pair.left_id.is_none() { zero.clone() } else { entry.old_id },
-                right_id: if pair.right_id.is_none() { zero.clone() } else { entry.new_id },
-                patch_size: diff.patch_size,
-                too_large: diff.too_large,
-                patch: diff.patch,
-            },
-        )?;
+    // Upstream runs one `git diff` per pair; here every pair becomes a pair
+    // of throw-away trees holding its two blobs at the same path, and one
+    // `git diff-tree --stdin` diffs them all (git's text, so git runs). The
+    // path is the one git would name the file by, so attributes from HEAD
+    // apply to it as they would to the pair.
+    struct Planned {
+        pair: BlobPair,
+        path: Vec<u8>,
+        left_name: Vec<u8>,
+        right_name: Vec<u8>,
+        identical: bool,
     }
-    Ok(())
+    let mut stdin = Vec::new();
+    let mut planned = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let (left, right) = (pair.left_id.unwrap_or(empty_blob), pair.right_id.unwrap_or(empty_blob));
+        let name = |id: Option<ObjectId>, rev: &[u8]| -> Vec<u8> {
+            if id.is_none() { empty_blob.to_string().into_bytes() } else { display_name(rev).to_vec() }
+        };
+        let left_name = name(pair.left_id, &pair.left_revision);
+        let right_name = name(pair.right_id, &pair.right_revision);
+        let path = [&right_name, &left_name]
+            .into_iter()
+            .find(|n| usable_path(n))
+            .cloned()
+            .unwrap_or_else(|| right.to_string().into_bytes());
+        // git prints nothing for identical blobs (an added empty file).
+        let identical = left == right;
+        if !identical {
+            let (l, r) = (tree_with(&quarantine, &path, left)?, tree_with(&quarantine, &path, right)?);
+            stdin.extend_from_slice(format!("{l} {r}\n").as_bytes());
+        }
+        planned.push(Planned { pair, path, left_name, right_name, identical });
+    }
+    let cmd = quarantine
+        .over(&ctx.target)
+        .diff_command(Subcommand::DiffTree)
+        .config("diff.noprefix", "false")
+        .config("diff.mnemonicPrefix", "false")
+        .config("core.quotePath", "true")
+        .flag("--stdin")
+        .flag("-p")
+        .flag("-r")
+        .flag("--no-renames")
+        .flag_value("--abbrev", format.hex_len().to_string());
+    let cmd = with_options(cmd, ctx.whitespace, ctx.word).stdin(stdin);
+    let output = Output::start(&ctx.factory, cmd, ctx.cid.as_deref())?;
+    let mut sections = Sections::new(WithoutTreePairLines::new(BufReader::new(output)));
+    for p in planned {
+        let mut d =
+            BlobDiff { left_id: id_text(p.pair.left_id), right_id: id_text(p.pair.right_id), ..Default::default() };
+        if !p.identical && sections.next_is_for(&p.path)? {
+            let keep = if limit > 0 { usize::try_from(limit).unwrap_or(0) } else { usize::MAX };
+            sections.read_patch(false, keep, &mut d.patch)?;
+            if d.patch.binary {
+                let mut line = b"Binary files ".to_vec();
+                line.extend(quote_c_style(&[b"a/", p.left_name.as_slice()].concat()));
+                line.extend_from_slice(b" and ");
+                line.extend(quote_c_style(&[b"b/", p.right_name.as_slice()].concat()));
+                line.extend_from_slice(b" differ\n");
+                d.patch.patch_len = line.len();
+                d.patch.patch = line;
+            }
+            d.patch_size = d.patch.patch_len;
+            if limit > 0 && d.patch_size as i64 >= limit {
+                d.too_large = true;
+                d.patch.patch.clear();
+            }
+        }
+        send(sink, d)?;
+    }
+    sections.into_inner().into_inner().into_inner().finish().map_err(|e| git_failed(Code::Internal, e))
 }
 
 fn repo_hash(format: ObjectFormat) -> gix::hash::Kind {

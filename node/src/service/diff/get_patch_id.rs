@@ -4,7 +4,7 @@
 //! Upstream 18.x hashes verbatim (whitespace kept); binary files enter the
 //! id through their full blob ids.
 
-use super::{git_failed, reject_option_like, target};
+use super::{git_failed_in, reject_option_like, target};
 use crate::error::{Error, Result};
 use crate::git::Subcommand;
 use crate::git::diff::cli::Output;
@@ -47,7 +47,7 @@ pub(super) async fn handle(deps: &Deps, req: GetPatchIdRequest, cid: Option<Stri
                 found = std::mem::replace(&mut current, PatchId::new(true)).finish();
             }
         }
-        reader.into_inner().finish().map_err(|e| git_failed(Code::Internal, e))?;
+        reader.into_inner().finish().map_err(|e| git_failed_in(Code::Internal, "waiting for git-diff: ", e))?;
         Ok(found.or_else(|| current.finish()))
     })
     .await?;

@@ -82,12 +82,17 @@ fn reject_option_like(revision: &[u8]) -> Result<()> {
 /// A failed git command as upstream reports it: `code` with git's exit
 /// status (stderr is logged, not sent); other failures are internal.
 fn git_failed(code: Code, err: GitError) -> Error {
+    git_failed_in(code, "", err)
+}
+
+/// [`git_failed`] with upstream's `context` in front of the message.
+fn git_failed_in(code: Code, context: &str, err: GitError) -> Error {
     match err {
         GitError::Command(crate::git::CommandError::Failed { code: status, stderr, .. }) => Error::new(
             code,
             match status {
-                Some(s) => format!("exit status {s}"),
-                None => "git was killed".to_owned(),
+                Some(s) => format!("{context}exit status {s}"),
+                None => format!("{context}git was killed"),
             },
         )
         .with_metadata("stderr", stderr),

@@ -11,6 +11,10 @@ use cairn_proto::gitaly::{RawDiffRequest, RawDiffResponse, RawPatchRequest, RawP
 use tonic::Code;
 use tonic::codegen::BoxStream;
 
+/// Upstream returns git's exit error itself, without a gRPC status, which
+/// reaches the client as UNKNOWN.
+const GIT_FAILED: Code = Code::Unknown;
+
 /// Streams the stdout of the command `cmd` builds as `make(chunk)`
 /// messages of [`CHUNK_SIZE`] bytes; a failing git ends the stream with
 /// `code`.
@@ -48,7 +52,7 @@ pub(super) fn raw_diff(deps: &Deps, req: RawDiffRequest, cid: Option<String>) ->
         .flag("--full-index")
         .arg(&req.left_commit_id)
         .arg(&req.right_commit_id);
-    Ok(stream_output(&deps.git, move || Ok(cmd), cid, Code::Internal, |data| RawDiffResponse { data }))
+    Ok(stream_output(&deps.git, move || Ok(cmd), cid, GIT_FAILED, |data| RawDiffResponse { data }))
 }
 
 pub(super) fn raw_patch(deps: &Deps, req: RawPatchRequest, cid: Option<String>) -> Result<BoxStream<RawPatchResponse>> {
@@ -58,5 +62,5 @@ pub(super) fn raw_patch(deps: &Deps, req: RawPatchRequest, cid: Option<String>) 
     reject_option_like(range.as_bytes())?;
     let cmd =
         target(&path).diff_command(Subcommand::FormatPatch).flag("--stdout").flag("--signature=GitLab").arg(range);
-    Ok(stream_output(&deps.git, move || Ok(cmd), cid, Code::Internal, |data| RawPatchResponse { data }))
+    Ok(stream_output(&deps.git, move || Ok(cmd), cid, GIT_FAILED, |data| RawPatchResponse { data }))
 }
