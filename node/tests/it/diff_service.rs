@@ -351,8 +351,7 @@ fn write_commit(dir: &Path, files: &[(&str, String, Vec<u8>)], parent: Option<&s
         args.push("-p");
         args.push(p);
     }
-    let id = gits(dir, &args);
-    id
+    gits(dir, &args)
 }
 
 /// Two commits full of renames of every kind: exact (ambiguous ones

@@ -192,10 +192,10 @@ impl PatchId {
 pub fn first_patch_id<'a>(verbatim: bool, lines: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
     let mut current = PatchId::new(verbatim);
     for line in lines {
-        if !current.push(line) {
-            if let Some(id) = std::mem::replace(&mut current, PatchId::new(verbatim)).finish() {
-                return Some(id);
-            }
+        if !current.push(line)
+            && let Some(id) = std::mem::replace(&mut current, PatchId::new(verbatim)).finish()
+        {
+            return Some(id);
         }
     }
     current.finish()
