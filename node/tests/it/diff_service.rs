@@ -1794,3 +1794,19 @@ async fn bad_revisions_get_upstreams_codes() {
     }
     assert!(!out.exists(), "no option reached git");
 }
+
+#[tokio::test]
+async fn commit_diff_word_diff_matches_git() {
+    let node = Node::start_on_fixture().await;
+    let mut c = client(&node).await;
+    for format in FORMATS {
+        let dir = fixture::path(format, "fixture");
+        for (left, right) in commit_pairs(format).into_iter().take(12) {
+            let want = expected_files(&dir, format, &["--word-diff=porcelain"], &left, &right, &[]);
+            let mut req = commit_diff_request(repo(format, "fixture"), &left, &right);
+            req.set_diff_mode(commit_diff_request::DiffMode::Worddiff);
+            let got = join_files(drain(c.commit_diff(req).await).await.expect("word diff"));
+            assert_eq!(got, want, "{left}..{right}");
+        }
+    }
+}
