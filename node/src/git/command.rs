@@ -29,6 +29,10 @@ pub enum Subcommand {
     RevList,
     /// `git blame --porcelain` (RawBlame's exact output format).
     Blame,
+    Diff,
+    FormatPatch,
+    RangeDiff,
+    DiffTree,
 }
 
 impl Subcommand {
@@ -43,13 +47,17 @@ impl Subcommand {
             Self::Bundle => "bundle",
             Self::RevList => "rev-list",
             Self::Blame => "blame",
+            Self::Diff => "diff",
+            Self::FormatPatch => "format-patch",
+            Self::RangeDiff => "range-diff",
+            Self::DiffTree => "diff-tree",
         })
     }
 
     /// Whether the subcommand accepts `--end-of-options` before its
     /// positional arguments.
     fn takes_end_of_options(self) -> bool {
-        matches!(self, Self::RevParse)
+        matches!(self, Self::RevParse | Self::Diff | Self::FormatPatch | Self::RangeDiff)
     }
 }
 
@@ -332,65 +340,68 @@ impl CommandFactory {
     }
 }
 
-/// A git process whose stdout the caller streams (see [`CommandFactory::spawn`]).
-#[derive(Debug)]
-pub struct Running {
-    name: &'static str,
-    child: tokio::process::Child,
-    stderr: tokio::task::JoinHandle<Vec<u8>>,
-}
-
-/// Most stderr kept from a streaming command (for the error message).
-const MAX_STDERR: usize = 64 * 1024;
-
 impl CommandFactory {
-    /// Starts `cmd` with its stdout left to the caller (for output too large
-    /// to collect, such as bundles). stderr is drained in the background.
+    /// Starts `cmd` with its stdout piped for the caller to read as it is
+    /// produced (outputs too large to collect, such as diffs). Must be
+    /// called inside the runtime (async code or its blocking pool).
     /// Dropping the [`Running`] kills the process.
     pub fn spawn(&self, cmd: GitCommand, correlation_id: Option<&str>) -> Result<Running, CommandError> {
-        use tokio::io::AsyncReadExt as _;
         let name = cmd.subcommand_name();
         let mut command = self.build(&cmd, correlation_id);
         let mut child = command.spawn().map_err(|source| CommandError::Spawn { subcommand: name, source })?;
         self.inner.spawned.fetch_add(1, Ordering::Relaxed);
         if let Some(input) = cmd.stdin {
             let mut stdin = child.stdin.take().expect("stdin was piped");
-            tokio::spawn(async move {
-                let _ = stdin.write_all(&input).await;
-            });
+            // A failed write shows in git's exit status.
+            tokio::spawn(async move { drop(stdin.write_all(&input).await) });
         }
-        let mut err = child.stderr.take().expect("stderr was piped");
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let mut stderr = child.stderr.take().expect("stderr was piped");
+        // Drained alongside stdout so a chatty git never blocks on a full
+        // pipe; only the start is kept for the error message.
         let stderr = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt as _;
             let mut kept = Vec::new();
             let mut buf = [0u8; 8192];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
+            while let Ok(n @ 1..) = stderr.read(&mut buf).await {
                 let room = MAX_STDERR.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }
             kept
         });
-        Ok(Running { name, child, stderr })
+        Ok(Running { name, child, stdout, stderr })
     }
 }
 
+/// Most stderr kept from a spawned command.
+const MAX_STDERR: usize = 64 * 1024;
+
+/// A git process started by [`CommandFactory::spawn`].
+#[derive(Debug)]
+pub struct Running {
+    name: &'static str,
+    child: tokio::process::Child,
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+}
+
 impl Running {
-    /// The process's stdout (once).
-    pub fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
-        self.child.stdout.take()
+    /// The process's standard output.
+    pub fn stdout(&mut self) -> &mut tokio::process::ChildStdout {
+        &mut self.stdout
     }
 
-    /// Waits for the exit; a non-zero exit is [`CommandError::Failed`].
+    /// Waits for the process to exit; read stdout to its end first. A
+    /// non-zero exit is [`CommandError::Failed`] with git's stderr.
     pub async fn wait(mut self) -> Result<(), CommandError> {
-        let status = self.child.wait().await.map_err(|source| CommandError::Io { subcommand: self.name, source })?;
-        let stderr = (&mut self.stderr).await.unwrap_or_default();
+        let name = self.name;
+        let status = self.child.wait().await.map_err(|source| CommandError::Io { subcommand: name, source })?;
+        let stderr = self.stderr.await.unwrap_or_default();
         if status.success() {
             return Ok(());
         }
         Err(CommandError::Failed {
-            subcommand: self.name,
+            subcommand: name,
             code: status.code(),
             stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
         })

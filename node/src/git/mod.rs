@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod command;
 pub mod commit;
 pub mod custom_hooks;
+pub mod diff;
 pub mod languages;
 pub mod lfs;
 pub mod license;

@@ -15,13 +15,12 @@ pub(super) async fn handle(
 ) -> Result<BoxStream<CreateBundleResponse>> {
     let path = deps.storages.repo(req.repository.as_ref())?;
     let mut running = bundle::create_all(&deps.git, &path.path, correlation_id)?;
-    let mut stdout = running.stdout().ok_or_else(|| Error::internal_msg("bundle output not piped"))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<tonic::Result<CreateBundleResponse>>(4);
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK_SIZE];
         let mut filled = 0;
         loop {
-            match stdout.read(&mut buf[filled..]).await {
+            match running.stdout().read(&mut buf[filled..]).await {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) => {
