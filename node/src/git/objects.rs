@@ -48,7 +48,37 @@ pub fn parse_oid(repo: &Repo, hex: &[u8]) -> Option<ObjectId> {
 /// is ambiguous, or is malformed. Callers validate the revision first
 /// (`refs::validate_revision`) so option-like input never gets here.
 pub fn resolve(repo: &Repo, revision: &[u8]) -> Option<ObjectId> {
-    repo.gix().rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach)
+    let parsed = repo.gix().rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach);
+    // gix 0.90 turns a short hex revision into a SHA-1-sized prefix, and its
+    // loose-object scan then skips every 64-character name: in SHA-256
+    // repositories loose objects would never match. A reference of that
+    // name still wins, as in git.
+    if let Some(prefix) = sha256_prefix(repo, revision)
+        && parsed.is_none_or(|id| id.to_hex().to_string().as_bytes().starts_with(revision))
+    {
+        return match repo.gix().objects.lookup_prefix(prefix, None) {
+            Ok(Some(Ok(id))) => Some(id),
+            // Missing, ambiguous or unreadable.
+            _ => None,
+        };
+    }
+    parsed
+}
+
+/// A SHA-256 id prefix for a short hex revision (4 to 63 digits, git's
+/// minimum abbreviation up to one short of a full id).
+fn sha256_prefix(repo: &Repo, revision: &[u8]) -> Option<gix::hash::Prefix> {
+    const FULL: usize = 64;
+    if repo.gix().object_hash() != gix::hash::Kind::Sha256
+        || !(4..FULL).contains(&revision.len())
+        || !revision.iter().all(u8::is_ascii_hexdigit)
+    {
+        return None;
+    }
+    let mut padded = revision.to_ascii_lowercase();
+    padded.resize(FULL, b'0');
+    let id = ObjectId::from_hex(&padded).ok()?;
+    gix::hash::Prefix::new(&id, revision.len()).ok()
 }
 
 /// Follows tags from `id` until an object of `kind` (or `None` if the chain
@@ -154,9 +184,12 @@ pub struct Commit {
     pub message: Vec<u8>,
 }
 
+/// An object header line split at its first space: (key, value).
+type Header<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits an object into header lines and the message after the first
 /// blank line. Continuation lines (starting with a space) are skipped.
-fn headers_and_message(data: &[u8]) -> (Vec<(&[u8], &[u8])>, Option<&[u8]>) {
+fn headers_and_message(data: &[u8]) -> (Vec<Header<'_>>, Option<&[u8]>) {
     let mut headers = Vec::new();
     let mut pos = 0;
     while pos < data.len() {

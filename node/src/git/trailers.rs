@@ -17,12 +17,12 @@ pub fn parse(message: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut trailers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let (mut trailer_lines, mut other_lines, mut git_generated) = (0usize, 0usize, false);
     for line in block {
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            if let Some(last) = trailers.last_mut() {
-                last.1.push(b' ');
-                last.1.extend_from_slice(trim(line));
-                continue;
-            }
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+            && let Some(last) = trailers.last_mut()
+        {
+            last.1.push(b' ');
+            last.1.extend_from_slice(trim(line));
+            continue;
         }
         match split_trailer(line) {
             Some((k, v)) => {
