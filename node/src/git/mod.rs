@@ -22,6 +22,7 @@ pub mod repo;
 pub mod search;
 pub mod stats;
 pub mod trailers;
+pub mod wire;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
 pub use repo::{Repo, Repositories};
