@@ -405,9 +405,10 @@ impl Running {
 /// A git process whose stdin, stdout and stderr all belong to the caller
 /// (the wire protocol: upload-pack, receive-pack, upload-archive).
 ///
-/// Dropping it closes stdin and sends SIGTERM rather than SIGKILL, so git can
-/// remove its receive quarantine (`objects/incoming-*`); tokio reaps the
-/// process in the background.
+/// Dropping it closes stdin and sends SIGTERM rather than SIGKILL, so git
+/// runs its signal handlers (lock files are removed); tokio reaps the
+/// process in the background. git does not remove a receive quarantine on a
+/// signal, so callers let receive-pack end on its own instead.
 #[derive(Debug)]
 pub struct Duplex {
     name: &'static str,

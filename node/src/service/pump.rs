@@ -4,9 +4,11 @@
 //! Input is copied into git's stdin from a task of its own while this task
 //! moves git's stdout and stderr, in arrival order, to an [`Output`]
 //! (response messages, a sideband-framed sidechannel, or raw bytes). A slow
-//! client slows git down; a client that goes away closes git's stdin (input
-//! side) or terminates it (output side), so git fails and cleans up its
-//! quarantine itself.
+//! client slows git down. A client that goes away closes git's stdin; on the
+//! output side git is then either terminated (upload-pack: nothing to clean
+//! up) or drained to its natural end ([`OnDisconnect::Drain`], receive-pack:
+//! git removes its quarantine `objects/tmp_objdir-incoming-*` at exit, but
+//! not when killed by a signal).
 
 use std::future::Future;
 use std::io;
@@ -75,6 +77,15 @@ pub(crate) struct Watch {
     pub(crate) boundary: Boundary,
     /// The boundary packet must arrive within this time (negotiation timeout).
     pub(crate) timeout: Option<Duration>,
+}
+
+/// What to do with git when the client stops taking output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDisconnect {
+    /// SIGTERM: for commands that write nothing.
+    Terminate,
+    /// Close stdin and discard output until git exits by itself.
+    Drain,
 }
 
 /// How a run ended when git itself ran to the end.
@@ -161,6 +172,7 @@ pub(crate) async fn run<R, O>(
     input: R,
     output: &mut O,
     watch: Option<Watch>,
+    on_disconnect: OnDisconnect,
 ) -> Result<Finished, PumpError>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -180,16 +192,21 @@ where
     tokio::pin!(deadline);
     let mut waiting_boundary = watch.is_some();
     let mut stats = None;
+    let mut gone = None;
 
     while stdout.is_some() || stderr.is_some() {
         tokio::select! {
             n = read_some(&mut stdout, &mut out_buf) => match n {
                 Ok(0) => stdout = None,
+                Ok(_) if gone.is_some() => {}
                 Ok(n) => {
                     if let Err(e) = output.write(Band::Stdout, out_buf[..n].to_vec()).await {
                         feeder.abort();
-                        git.terminate();
-                        return Err(PumpError::ClientGone(e));
+                        if on_disconnect == OnDisconnect::Terminate {
+                            git.terminate();
+                            return Err(PumpError::ClientGone(e));
+                        }
+                        gone = Some(e);
                     }
                 }
                 Err(e) => {
@@ -202,10 +219,15 @@ where
                 Ok(n) => {
                     let room = STDERR_KEPT.saturating_sub(kept.len());
                     kept.extend_from_slice(&err_buf[..n.min(room)]);
-                    if let Err(e) = output.write(Band::Stderr, err_buf[..n].to_vec()).await {
+                    if gone.is_none()
+                        && let Err(e) = output.write(Band::Stderr, err_buf[..n].to_vec()).await
+                    {
                         feeder.abort();
-                        git.terminate();
-                        return Err(PumpError::ClientGone(e));
+                        if on_disconnect == OnDisconnect::Terminate {
+                            git.terminate();
+                            return Err(PumpError::ClientGone(e));
+                        }
+                        gone = Some(e);
                     }
                 }
                 Err(e) => {
@@ -227,6 +249,10 @@ where
         }
     }
     let exit = git.wait().await?;
+    if let Some(e) = gone {
+        tracing::debug!(git = git.name(), ?exit, "client went away; git ran to its end");
+        return Err(PumpError::ClientGone(e));
+    }
     // git has exited; input it did not read has nowhere to go.
     if !feeder.is_finished() {
         feeder.abort();

@@ -432,7 +432,8 @@ fn quarantines(repo: &Path) -> Vec<String> {
         .expect("objects dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("incoming-"))
+        // git names them `tmp_objdir-incoming-*` (older versions `incoming-*`).
+        .filter(|n| n.contains("incoming-"))
         .collect()
 }
 
@@ -512,12 +513,16 @@ async fn client_vanishing_mid_push_leaves_nothing_behind() {
 
     let (tx, rx) = tokio::sync::mpsc::channel::<SshReceivePackRequest>(4);
     let channel = crate::support::unix_channel(&node.socket).await;
-    let call = tokio::spawn(async move {
+    let mut call = tokio::spawn(async move {
         let mut client = ssh_client(channel);
         let mut responses =
             client.ssh_receive_pack(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
-        while responses.message().await?.is_some() {}
-        Ok::<_, tonic::Status>(())
+        let mut seen = Vec::new();
+        while let Some(m) = responses.message().await? {
+            seen.extend(m.stderr);
+            seen.extend(m.stdout);
+        }
+        Ok::<_, tonic::Status>(String::from_utf8_lossy(&seen).into_owned())
     });
     tx.send(SshReceivePackRequest {
         repository: Some(node.repo(&relative)),
@@ -534,7 +539,11 @@ async fn client_vanishing_mid_push_leaves_nothing_behind() {
     while quarantines(&source).is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!quarantines(&source).is_empty(), "receive-pack started receiving");
+    assert!(
+        !quarantines(&source).is_empty(),
+        "receive-pack started receiving; call: {:?}",
+        call.is_finished().then(|| format!("{:?}", futures::executor::block_on(&mut call)))
+    );
     // The client vanishes: its call and connection are dropped mid-pack.
     call.abort();
     drop(tx);

@@ -9,7 +9,7 @@ use tonic::codegen::BoxStream;
 
 use crate::error::{Error, Result};
 use crate::git::wire;
-use crate::service::pump::{self, Band, Messages};
+use crate::service::pump::{self, Band, Messages, OnDisconnect};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{InfoRefsRequest, InfoRefsResponse};
 
@@ -41,7 +41,7 @@ pub(super) async fn handle(
             return;
         }
         let mut out = Messages { tx: tx.clone(), make: message };
-        let error = match pump::run(git, tokio::io::empty(), &mut out, None).await {
+        let error = match pump::run(git, tokio::io::empty(), &mut out, None, OnDisconnect::Terminate).await {
             Ok(f) => match f.exit {
                 None => return,
                 Some(code) => Error::internal_msg(format!("wait: exit status {code}, stderr: {:?}", f.stderr)),

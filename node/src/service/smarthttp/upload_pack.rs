@@ -14,7 +14,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary};
-use crate::service::pump::{self, Band, Finished, Messages, Raw, Watch};
+use crate::service::pump::{self, Band, Finished, Messages, OnDisconnect, Raw, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
     PostUploadPackRequest, PostUploadPackResponse, PostUploadPackWithSidechannelRequest,
@@ -51,7 +51,7 @@ pub(super) async fn with_sidechannel(
         .spawn_duplex(wire::upload_pack(&path.path, true, false, &opts), cid.as_deref())
         .map_err(|e| Error::failed_precondition("spawning upload-pack").with_source(e))?;
     let mut out = Raw(writer);
-    let stats = outcome(pump::run(git, reader, &mut out, Some(WATCH)).await)?;
+    let stats = outcome(pump::run(git, reader, &mut out, Some(WATCH), OnDisconnect::Terminate).await)?;
     out.0.shutdown().await.map_err(|e| Error::internal("close sidechannel connection", e))?;
     Ok(PostUploadPackWithSidechannelResponse { packfile_negotiation_statistics: Some(pump::statistics(stats)) })
 }
@@ -76,7 +76,7 @@ pub(super) async fn handle(
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };
         let input = pump::input(stream, |m: PostUploadPackRequest| m.data);
-        if let Err(e) = outcome(pump::run(git, input, &mut out, Some(WATCH)).await) {
+        if let Err(e) = outcome(pump::run(git, input, &mut out, Some(WATCH), OnDisconnect::Terminate).await) {
             let _ = tx.send(Err(e.into())).await;
         }
     });

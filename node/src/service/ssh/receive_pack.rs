@@ -9,7 +9,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire;
-use crate::service::pump::{self, Band, HUNG_UP, Messages};
+use crate::service::pump::{self, Band, HUNG_UP, Messages, OnDisconnect};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{ExitStatus, SshReceivePackRequest, SshReceivePackResponse};
 
@@ -37,7 +37,7 @@ pub(super) async fn handle(
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };
         let input = pump::input(stream, |m: SshReceivePackRequest| m.stdin);
-        let error = match pump::run(git, input, &mut out, None).await {
+        let error = match pump::run(git, input, &mut out, None, OnDisconnect::Drain).await {
             Ok(f) => match f.exit {
                 None => return,
                 Some(value) => {

@@ -9,7 +9,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary};
-use crate::service::pump::{self, Band, Messages, Watch};
+use crate::service::pump::{self, Band, Messages, OnDisconnect, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{ExitStatus, SshUploadArchiveRequest, SshUploadArchiveResponse};
 
@@ -37,7 +37,7 @@ pub(super) async fn handle(
         let mut out = Messages { tx: tx.clone(), make: message };
         let input = pump::input(stream, |m: SshUploadArchiveRequest| m.stdin);
         let watch = Watch { boundary: Boundary::Flush, timeout: Some(timeout) };
-        let (value, error) = match pump::run(git, input, &mut out, Some(watch)).await {
+        let (value, error) = match pump::run(git, input, &mut out, Some(watch), OnDisconnect::Terminate).await {
             Ok(f) => match f.exit {
                 None => (Some(0), None),
                 Some(code) => (Some(code), Some(Error::internal_msg(pump::exit_message("send", code, &f.stderr)))),

@@ -15,7 +15,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary, Negotiation};
-use crate::service::pump::{self, Band, Finished, HUNG_UP, Messages, Sideband, Watch};
+use crate::service::pump::{self, Band, Finished, HUNG_UP, Messages, OnDisconnect, Sideband, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
     ExitStatus, SshUploadPackRequest, SshUploadPackResponse, SshUploadPackWithSidechannelRequest,
@@ -51,7 +51,7 @@ pub(super) async fn handle(
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };
         let input = pump::input(stream, |m: SshUploadPackRequest| m.stdin);
-        let result = pump::run(git, input, &mut out, Some(watch)).await;
+        let result = pump::run(git, input, &mut out, Some(watch), OnDisconnect::Terminate).await;
         if let Err((code, e)) = outcome(result) {
             if let Some(value) = code {
                 let exit_status = Some(ExitStatus { value });
@@ -104,7 +104,7 @@ pub(super) async fn with_sidechannel(
         .spawn_duplex(wire::upload_pack(&path.path, false, false, &opts), cid.as_deref())
         .map_err(|e| Error::internal("running upload-pack: start", e))?;
     let mut out = Sideband(writer);
-    let result = pump::run(git, reader, &mut out, Some(watch(deps))).await;
+    let result = pump::run(git, reader, &mut out, Some(watch(deps)), OnDisconnect::Terminate).await;
     let stats = outcome(result).map_err(|(_, e)| e)?;
     out.0.shutdown().await.map_err(|e| Error::internal("close sidechannel", e))?;
     Ok(SshUploadPackWithSidechannelResponse { packfile_negotiation_statistics: Some(pump::statistics(stats)) })
