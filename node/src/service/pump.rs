@@ -257,10 +257,7 @@ where
     if !feeder.is_finished() {
         feeder.abort();
     }
-    let (watcher, input_failed) = match (&mut feeder).await {
-        Ok(r) => r,
-        Err(_) => (None, false),
-    };
+    let (watcher, input_failed) = (&mut feeder).await.unwrap_or_default();
     if input_failed {
         tracing::debug!(git = git.name(), ?exit, "client input ended early");
     }
