@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod frontdoor;
 pub mod fsinfo;
 pub mod git;
 pub mod server;

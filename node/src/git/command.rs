@@ -33,6 +33,9 @@ pub enum Subcommand {
     FormatPatch,
     RangeDiff,
     DiffTree,
+    UploadPack,
+    ReceivePack,
+    UploadArchive,
 }
 
 impl Subcommand {
@@ -51,13 +54,21 @@ impl Subcommand {
             Self::FormatPatch => "format-patch",
             Self::RangeDiff => "range-diff",
             Self::DiffTree => "diff-tree",
+            Self::UploadPack => "upload-pack",
+            Self::ReceivePack => "receive-pack",
+            Self::UploadArchive => "upload-archive",
         })
     }
 
     /// Whether the subcommand accepts `--end-of-options` before its
     /// positional arguments.
     fn takes_end_of_options(self) -> bool {
-        matches!(self, Self::RevParse | Self::Diff | Self::FormatPatch | Self::RangeDiff)
+        // upload-archive's hand-rolled parser would take the marker for the
+        // directory, so it is left out there.
+        matches!(
+            self,
+            Self::RevParse | Self::Diff | Self::FormatPatch | Self::RangeDiff | Self::UploadPack | Self::ReceivePack
+        )
     }
 }
 
@@ -405,6 +416,68 @@ impl Running {
             code: status.code(),
             stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
         })
+    }
+}
+
+/// A git process whose stdin, stdout and stderr all belong to the caller
+/// (the wire protocol: upload-pack, receive-pack, upload-archive).
+///
+/// Dropping it closes stdin and sends SIGTERM rather than SIGKILL, so git
+/// runs its signal handlers (lock files are removed); tokio reaps the
+/// process in the background. git does not remove a receive quarantine on a
+/// signal, so callers let receive-pack end on its own instead.
+#[derive(Debug)]
+pub struct Duplex {
+    name: &'static str,
+    child: tokio::process::Child,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    pub stdout: Option<tokio::process::ChildStdout>,
+    pub stderr: Option<tokio::process::ChildStderr>,
+    exited: bool,
+}
+
+impl CommandFactory {
+    /// Starts `cmd` with all three standard streams piped to the caller.
+    pub fn spawn_duplex(&self, cmd: GitCommand, correlation_id: Option<&str>) -> Result<Duplex, CommandError> {
+        let name = cmd.subcommand_name();
+        let mut command = self.build(&cmd, correlation_id);
+        command.stdin(Stdio::piped()).kill_on_drop(false);
+        let mut child = command.spawn().map_err(|source| CommandError::Spawn { subcommand: name, source })?;
+        self.inner.spawned.fetch_add(1, Ordering::Relaxed);
+        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        Ok(Duplex { name, child, stdin, stdout, stderr, exited: false })
+    }
+}
+
+impl Duplex {
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Asks git to stop (SIGTERM), letting it run its cleanup handlers.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+
+    /// Waits for the exit: `Ok(None)` for success, `Ok(Some(code))` for a
+    /// non-zero exit (`-1` when killed by a signal).
+    pub async fn wait(&mut self) -> Result<Option<i32>, CommandError> {
+        self.stdin = None;
+        let status = self.child.wait().await.map_err(|source| CommandError::Io { subcommand: self.name, source })?;
+        self.exited = true;
+        Ok(if status.success() { None } else { Some(status.code().unwrap_or(-1)) })
+    }
+}
+
+impl Drop for Duplex {
+    fn drop(&mut self) {
+        if !self.exited {
+            self.stdin = None;
+            self.terminate();
+        }
     }
 }
 

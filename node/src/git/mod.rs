@@ -31,6 +31,7 @@ pub mod stats;
 pub mod trailers;
 pub mod tree;
 pub mod walk;
+pub mod wire;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
 pub use repo::{Repo, Repositories};

@@ -9,9 +9,12 @@ mod blob;
 mod commit;
 pub(crate) mod convert;
 mod diff;
+mod pump;
 mod refs;
 mod repository;
 mod server;
+mod smarthttp;
+mod ssh;
 pub(crate) mod stream;
 mod unimplemented;
 
@@ -60,8 +63,8 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(praefect_info_service_server::PraefectInfoServiceServer::new(u))
         .add_service(ref_service_server::RefServiceServer::new(refs::RefService::new(deps)))
         .add_service(remote_service_server::RemoteServiceServer::new(u))
-        .add_service(smart_http_service_server::SmartHttpServiceServer::new(u))
-        .add_service(ssh_service_server::SshServiceServer::new(u))
+        .add_service(smart_http_service_server::SmartHttpServiceServer::new(smarthttp::SmartHttpService::new(deps)))
+        .add_service(ssh_service_server::SshServiceServer::new(ssh::SshService::new(deps)))
         .add_service(ref_transaction_server::RefTransactionServer::new(u))
 }
 

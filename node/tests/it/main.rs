@@ -19,3 +19,4 @@ mod repository_reads;
 mod repository_service;
 mod server_service;
 mod unimplemented;
+mod wire;

@@ -1,0 +1,53 @@
+//! PostReceivePack: `git receive-pack --stateless-rpc` fed by the body of
+//! `POST /git-receive-pack`. Hooks are off until HookService exists (see
+//! `git::wire::receive_pack`); git's receive quarantine stays on.
+
+use tonic::codegen::BoxStream;
+use tonic::{Request, Streaming};
+
+use crate::error::{Error, Result};
+use crate::git::wire;
+use crate::service::pump::{self, Band, Messages, OnDisconnect};
+use crate::service::{Deps, correlation_id};
+use cairn_proto::gitaly::{PostReceivePackRequest, PostReceivePackResponse};
+
+pub(super) async fn handle(
+    deps: &Deps,
+    req: Request<Streaming<PostReceivePackRequest>>,
+) -> Result<BoxStream<PostReceivePackResponse>> {
+    let cid = correlation_id(&req);
+    let mut stream = req.into_inner();
+    let first = pump::first(&mut stream).await?;
+    if first.gl_id.is_empty() {
+        return Err(Error::invalid_argument("empty GlId"));
+    }
+    if !first.data.is_empty() {
+        return Err(Error::invalid_argument("non-empty Data"));
+    }
+    let path = deps.storages.repo(first.repository.as_ref())?;
+    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let git = deps
+        .git
+        .spawn_duplex(wire::receive_pack(&path.path, true, false, &opts), cid.as_deref())
+        .map_err(|e| Error::failed_precondition("spawning receive-pack").with_source(e))?;
+    let (tx, responses) = pump::channel();
+    tokio::spawn(async move {
+        let mut out = Messages { tx: tx.clone(), make: message };
+        let input = pump::input(stream, |m: PostReceivePackRequest| m.data);
+        let error = match pump::run(git, input, &mut out, None, OnDisconnect::Drain).await {
+            Ok(f) => match f.exit {
+                None => return,
+                Some(code) => {
+                    Error::failed_precondition(pump::exit_message("waiting for receive-pack", code, &f.stderr))
+                }
+            },
+            Err(e) => e.into_error(),
+        };
+        let _ = tx.send(Err(error.into())).await;
+    });
+    Ok(responses)
+}
+
+fn message(band: Band, data: Vec<u8>) -> Option<PostReceivePackResponse> {
+    (band == Band::Stdout).then_some(PostReceivePackResponse { data })
+}

@@ -1,0 +1,65 @@
+//! SSHReceivePack: `git receive-pack` fed by the client's push.
+//!
+//! Hooks are off until HookService and gitaly-hooks exist (see
+//! `git::wire::receive_pack`); git's receive quarantine stays on, so a
+//! failed or abandoned push leaves neither objects nor refs behind.
+
+use tonic::codegen::BoxStream;
+use tonic::{Request, Streaming};
+
+use crate::error::{Error, Result};
+use crate::git::wire;
+use crate::service::pump::{self, Band, HUNG_UP, Messages, OnDisconnect};
+use crate::service::{Deps, correlation_id};
+use cairn_proto::gitaly::{ExitStatus, SshReceivePackRequest, SshReceivePackResponse};
+
+pub(super) async fn handle(
+    deps: &Deps,
+    req: Request<Streaming<SshReceivePackRequest>>,
+) -> Result<BoxStream<SshReceivePackResponse>> {
+    let cid = correlation_id(&req);
+    let mut stream = req.into_inner();
+    let first = pump::first(&mut stream).await?;
+    // Upstream's order: the user, the data, then the repository.
+    if first.gl_id.is_empty() {
+        return Err(Error::invalid_argument("empty GlId"));
+    }
+    if !first.stdin.is_empty() {
+        return Err(Error::invalid_argument("non-empty data in first request"));
+    }
+    let path = deps.storages.repo(first.repository.as_ref())?;
+    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let git = deps
+        .git
+        .spawn_duplex(wire::receive_pack(&path.path, false, false, &opts), cid.as_deref())
+        .map_err(|e| Error::internal("start cmd", e))?;
+    let (tx, responses) = pump::channel();
+    tokio::spawn(async move {
+        let mut out = Messages { tx: tx.clone(), make: message };
+        let input = pump::input(stream, |m: SshReceivePackRequest| m.stdin);
+        let error = match pump::run(git, input, &mut out, None, OnDisconnect::Drain).await {
+            Ok(f) => match f.exit {
+                None => return,
+                Some(value) => {
+                    let exit_status = Some(ExitStatus { value });
+                    let _ = tx.send(Ok(SshReceivePackResponse { exit_status, ..Default::default() })).await;
+                    if f.stderr == HUNG_UP {
+                        Error::canceled("user canceled the push")
+                    } else {
+                        Error::internal_msg(pump::exit_message("receive-pack", value, &f.stderr))
+                    }
+                }
+            },
+            Err(e) => e.into_error(),
+        };
+        let _ = tx.send(Err(error.into())).await;
+    });
+    Ok(responses)
+}
+
+fn message(band: Band, data: Vec<u8>) -> Option<SshReceivePackResponse> {
+    Some(match band {
+        Band::Stdout => SshReceivePackResponse { stdout: data, ..Default::default() },
+        Band::Stderr => SshReceivePackResponse { stderr: data, ..Default::default() },
+    })
+}
