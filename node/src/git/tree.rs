@@ -49,10 +49,48 @@ pub fn kind_of(mode: u32) -> EntryKind {
 
 /// Parses a tree object's bytes (`<octal mode> <name>\0<raw id>`...).
 pub fn parse(data: &[u8], hash: gix::hash::Kind) -> Result<Vec<Entry>, GitError> {
-    let id_len = hash.len_in_bytes();
     let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
+    let mut entries = RawEntries::new(data, hash);
+    while let Some(e) = entries.next_entry()? {
+        out.push(Entry { mode: e.mode, name: e.name.to_vec(), id: ObjectId::from_bytes_or_panic(e.id) });
+    }
+    Ok(out)
+}
+
+/// A tree entry borrowed from the tree's bytes.
+#[derive(Debug, Clone, Copy)]
+struct RawEntry<'a> {
+    mode: u32,
+    name: &'a [u8],
+    id: &'a [u8],
+}
+
+impl RawEntry<'_> {
+    fn is_tree(&self) -> bool {
+        kind_of(self.mode) == EntryKind::Tree
+    }
+
+    fn object_id(&self) -> ObjectId {
+        ObjectId::from_bytes_or_panic(self.id)
+    }
+}
+
+/// Entries of a tree's bytes in stored order, without allocating.
+struct RawEntries<'a> {
+    rest: &'a [u8],
+    id_len: usize,
+}
+
+impl<'a> RawEntries<'a> {
+    fn new(data: &'a [u8], hash: gix::hash::Kind) -> Self {
+        Self { rest: data, id_len: hash.len_in_bytes() }
+    }
+
+    fn next_entry(&mut self) -> Result<Option<RawEntry<'a>>, GitError> {
+        let rest = self.rest;
+        if rest.is_empty() {
+            return Ok(None);
+        }
         let sp = rest.iter().position(|b| *b == b' ').ok_or_else(|| corrupt("tree entry without mode"))?;
         let mut mode = 0u32;
         for d in &rest[..sp] {
@@ -61,18 +99,26 @@ pub fn parse(data: &[u8], hash: gix::hash::Kind) -> Result<Vec<Entry>, GitError>
             }
             mode = mode.wrapping_mul(8) + u32::from(d - b'0');
         }
-        rest = &rest[sp + 1..];
+        let rest = &rest[sp + 1..];
         let nul = rest.iter().position(|b| *b == 0).ok_or_else(|| corrupt("tree entry without name"))?;
-        let name = rest[..nul].to_vec();
-        rest = &rest[nul + 1..];
-        if rest.len() < id_len {
+        let (name, rest) = (&rest[..nul], &rest[nul + 1..]);
+        if rest.len() < self.id_len {
             return Err(corrupt("truncated tree entry"));
         }
-        let id = ObjectId::from_bytes_or_panic(&rest[..id_len]);
-        rest = &rest[id_len..];
-        out.push(Entry { mode, name, id });
+        let (id, rest) = rest.split_at(self.id_len);
+        self.rest = rest;
+        Ok(Some(RawEntry { mode, name, id }))
     }
-    Ok(out)
+}
+
+/// git's tree order: names compared bytewise, a tree's name as if it
+/// ended in `/`.
+fn tree_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
+    let n = a.name.len().min(b.name.len());
+    a.name[..n].cmp(&b.name[..n]).then_with(|| {
+        let end = |e: &RawEntry<'_>| e.name.get(n).copied().unwrap_or(if e.is_tree() { b'/' } else { 0 });
+        end(a).cmp(&end(b))
+    })
 }
 
 fn corrupt(what: &'static str) -> GitError {
@@ -546,43 +592,66 @@ fn differs_below(
     dir: &[u8],
     spec: &Pathspec,
 ) -> Result<bool, GitError> {
-    let load = |id: Option<ObjectId>| -> Result<Vec<Entry>, GitError> {
-        match id {
-            Some(id) => Ok(read(repo, id)?.unwrap_or_default()),
-            None => Ok(Vec::new()),
+    // Both trees are walked side by side in their stored (git) order, so
+    // identical entries are skipped without a path or an allocation: most
+    // of a commit's tree equals its parent's.
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let hash = repo.gix().object_hash();
+    let mut ea = RawEntries::new(raw_tree(repo, a, &mut buf_a)?, hash);
+    let mut eb = RawEntries::new(raw_tree(repo, b, &mut buf_b)?, hash);
+    let (mut x, mut y) = (ea.next_entry()?, eb.next_entry()?);
+    loop {
+        let (left, right) = match (x, y) {
+            (None, None) => return Ok(false),
+            (Some(l), None) => (Some(l), None),
+            (None, Some(r)) => (None, Some(r)),
+            (Some(l), Some(r)) => match tree_order(&l, &r) {
+                std::cmp::Ordering::Less => (Some(l), None),
+                std::cmp::Ordering::Greater => (None, Some(r)),
+                std::cmp::Ordering::Equal => (Some(l), Some(r)),
+            },
+        };
+        if left.is_some() {
+            x = ea.next_entry()?;
         }
-    };
-    let (ea, eb) = (load(a)?, load(b)?);
-    let mut names: Vec<&[u8]> = ea.iter().chain(eb.iter()).map(|e| e.name.as_slice()).collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        let x = ea.iter().find(|e| e.name == name);
-        let y = eb.iter().find(|e| e.name == name);
-        if let (Some(x), Some(y)) = (x, y)
-            && x.mode == y.mode
-            && x.id == y.id
+        if right.is_some() {
+            y = eb.next_entry()?;
+        }
+        if let (Some(l), Some(r)) = (left, right)
+            && l.mode == r.mode
+            && l.id == r.id
         {
             continue;
         }
+        let name = left.or(right).expect("one side is present").name;
         let path = join(dir, name);
-        let sub = |e: Option<&Entry>| e.filter(|e| e.is_tree()).map(|e| e.id);
-        let leaf = |e: Option<&Entry>| e.is_some_and(|e| !e.is_tree());
-        // A non-tree on either side changed (added, removed, modified or
-        // replaced by a tree).
-        if (leaf(x) || leaf(y)) && spec.matches(&path) {
+        // Equal names in tree order mean equal kinds, so a leaf on one side
+        // is a leaf on both (or the other side is absent).
+        let leaf = |e: Option<RawEntry<'_>>| e.is_some_and(|e| !e.is_tree());
+        if (leaf(left) || leaf(right)) && spec.matches(&path) {
             return Ok(true);
         }
-        let (sx, sy) = (sub(x), sub(y));
-        if (sx.is_some() || sy.is_some())
-            && sx != sy
+        let sub = |e: Option<RawEntry<'_>>| e.filter(RawEntry::is_tree).map(|e| e.object_id());
+        let (sa, sb) = (sub(left), sub(right));
+        if (sa.is_some() || sb.is_some())
+            && sa != sb
             && spec.may_match_inside(&path)
-            && differs_below(repo, sx, sy, &path, spec)?
+            && differs_below(repo, sa, sb, &path, spec)?
         {
             return Ok(true);
         }
     }
-    Ok(false)
+}
+
+/// The bytes of tree `id` read into `buf` (empty for `None`, a missing
+/// object or a non-tree, as an empty tree compares).
+fn raw_tree<'b>(repo: &Repo, id: Option<ObjectId>, buf: &'b mut Vec<u8>) -> Result<&'b [u8], GitError> {
+    let Some(id) = id else { return Ok(&[]) };
+    match gix::objs::Find::try_find(&repo.gix().objects, &id, buf) {
+        Ok(Some(data)) if data.kind == Kind::Tree => Ok(data.data),
+        Ok(_) => Ok(&[]),
+        Err(e) => Err(GitError::gix("read tree", e)),
+    }
 }
 
 /// Whether tree `t` holds anything `spec` selects (a root commit is
