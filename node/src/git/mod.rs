@@ -9,6 +9,7 @@ pub mod archive;
 pub mod attributes;
 pub mod blame;
 pub mod blob;
+pub mod bloom;
 pub mod bundle;
 pub mod checksum;
 pub mod command;

@@ -48,6 +48,14 @@ pub fn parse_oid(repo: &Repo, hex: &[u8]) -> Option<ObjectId> {
 /// is ambiguous, or is malformed. Callers validate the revision first
 /// (`refs::validate_revision`) so option-like input never gets here.
 pub fn resolve(repo: &Repo, revision: &[u8]) -> Option<ObjectId> {
+    // A full object id names that object, as in git (a ref of the same
+    // name only draws a warning there). gix would treat it as a prefix and
+    // rescan the pack directory to rule out ambiguity on every call.
+    if let Some(id) = parse_oid(repo, revision)
+        && repo.gix().has_object(id)
+    {
+        return Some(id);
+    }
     let parsed = repo.gix().rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach);
     // gix 0.90 turns a short hex revision into a SHA-1-sized prefix, and its
     // loose-object scan then skips every 64-character name: in SHA-256

@@ -318,6 +318,21 @@ impl Pathspec {
     }
 
     /// Whether there are no elements (everything matches).
+    /// The paths when every item is a plain literal path (no wildcards,
+    /// no case folding, no exclusions, not the root): what changed-path
+    /// Bloom filters can answer for.
+    pub fn literal_paths(&self) -> Option<Vec<&[u8]>> {
+        let mut out = Vec::new();
+        for i in &self.items {
+            let path = i.pattern.strip_suffix(b"/").unwrap_or(&i.pattern);
+            if i.exclude || i.icase || i.nowildcard_len != i.pattern.len() || path.is_empty() || path == b"." {
+                return None;
+            }
+            out.push(path);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

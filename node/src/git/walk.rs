@@ -19,9 +19,10 @@
 
 use super::objects::{self, Kind, ObjectId};
 use super::tree::{self, Pathspec};
-use super::{GitError, Repo};
+use super::{GitError, Repo, bloom};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------
 // Revision arguments
@@ -531,7 +532,7 @@ struct Node {
 pub struct Walk<'r> {
     repo: &'r Repo,
     nodes: Vec<Node>,
-    index: HashMap<ObjectId, u32>,
+    index: gix::hashtable::HashMap<ObjectId, u32>,
     queue: BinaryHeap<(i64, Reverse<u64>, u32)>,
     seq: u64,
     interesting_in_queue: usize,
@@ -549,6 +550,8 @@ pub struct Walk<'r> {
     /// The commit-graph, when git would use one: parents, tree and date
     /// come from it without inflating the commit object.
     graph: Option<gix::commitgraph::Graph>,
+    /// Changed-path filters and the keys of the walk's literal paths.
+    bloom: Option<(Arc<bloom::ChangedPaths>, Vec<bloom::PathKeys>)>,
 }
 
 impl<'r> Walk<'r> {
@@ -560,10 +563,18 @@ impl<'r> Walk<'r> {
         // replacements (gix checks the latter and `core.commitGraph`).
         let g = repo.gix();
         let graph = if g.is_shallow().unwrap_or(true) { None } else { g.commit_graph_if_enabled().ok().flatten() };
+        let bloom = match (&graph, opts.paths.as_ref().and_then(Pathspec::literal_paths)) {
+            (Some(_), Some(paths)) => bloom::load(g.objects.store_ref().path(), g.object_hash().len_in_bytes())
+                .map(|filters| {
+                    let keys = paths.iter().map(|p| filters.keys(p)).collect();
+                    (filters, keys)
+                }),
+            _ => None,
+        };
         Self {
             repo,
             nodes: Vec::new(),
-            index: HashMap::new(),
+            index: Default::default(),
             queue: BinaryHeap::new(),
             seq: 0,
             interesting_in_queue: 0,
@@ -578,6 +589,7 @@ impl<'r> Walk<'r> {
             max_left,
             follow,
             graph,
+            bloom,
         }
     }
 
@@ -911,9 +923,14 @@ impl<'r> Walk<'r> {
             if nth == 1 && self.opts.first_parent {
                 break;
             }
+            // The filter describes the change against the first parent only.
+            let unchanged_by_filter = nth == 0
+                && self.bloom.as_ref().is_some_and(|(filters, keys)| {
+                    filters.certainly_unchanged(&self.nodes[idx as usize].id, keys)
+                });
             self.must_parse(p)?;
             let ptree = self.nodes[p as usize].tree;
-            if !tree::differs(self.repo, ptree, Some(tree), &spec)? {
+            if unchanged_by_filter || !tree::differs(self.repo, ptree, Some(tree), &spec)? {
                 if !relevant {
                     continue;
                 }

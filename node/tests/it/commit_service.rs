@@ -2199,3 +2199,98 @@ async fn walks_read_the_commit_graph() {
         assert!(ancestor.value, "{format:?}");
     }
 }
+
+/// A fast-import stream: `n` commits on main, each changing one of
+/// `paths` (nested, unicode, high-bit bytes), with a side branch merged
+/// back every 25 commits so simplification sees merges.
+fn bloom_history(paths: &[&str], n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 1..=n {
+        let path = paths[(i * 7 + i / 3) % paths.len()];
+        let branch = if i % 25 == 10 { "side" } else { "main" };
+        s.push_str(&format!(
+            "commit refs/heads/{branch}\nmark :{i}\ncommitter C <c@example.com> {} +0000\ndata 3\nc{}\n",
+            1_600_000_000 + i * 60,
+            i % 10
+        ));
+        if i == 10 {
+            s.push_str("from :9\n");
+        }
+        if branch == "main" && i % 25 == 11 && i > 11 {
+            s.push_str(&format!("merge :{}\n", i - 1));
+        }
+        let content = format!("{i}\n");
+        s.push_str(&format!("M 100644 inline {path}\ndata {}\n{content}\n", content.len()));
+    }
+    s.push_str("done\n");
+    s.into_bytes()
+}
+
+/// Path-limited walks answer the same with and without the commit-graph's
+/// changed-path Bloom filters (both filter versions: version 1 hashed
+/// high-bit bytes as signed), and the same as git without a graph.
+#[tokio::test]
+async fn path_limited_walks_agree_with_bloom_filters() {
+    use crate::support::git::git_stdin;
+    let node = Node::start().await;
+    let mut c = client(&node).await;
+    let paths = ["top.txt", "dir/a.txt", "dir/sub/ü.txt", "ÿ/x", "deep/a/b/c.txt", "dir/sub/plain"];
+    let asked = ["top.txt", "dir", "dir/a.txt", "dir/sub", "dir/sub/ü.txt", "ÿ/x", "ÿ", "deep/a/b", "deep/a/b/c.txt", "nope"];
+    for format in [Format::Sha1, Format::Sha256] {
+        for version in ["1", "2"] {
+            let rel = format!("bloom-{}-{version}.git", format.name());
+            let r = node.create_repo(&rel, format);
+            git_stdin(Some(&r.path), &["fast-import", "--quiet", "--done"], Some(&bloom_history(&paths, 300)));
+            let want = |path: &str| {
+                git(Some(&r.path), &["-c", "core.commitGraph=false", "log", "-1", "--format=%H", "main", "--", path])
+            };
+            let count = |path: &str| {
+                git(Some(&r.path), &["-c", "core.commitGraph=false", "rev-list", "--count", "main", "--", path])
+            };
+            let expected: Vec<(String, String)> = asked.iter().map(|p| (want(p), count(p))).collect();
+            for with_graph in [false, true] {
+                if with_graph {
+                    git(
+                        Some(&r.path),
+                        &[
+                            "-c",
+                            &format!("commitGraph.changedPathsVersion={version}"),
+                            "commit-graph",
+                            "write",
+                            "--reachable",
+                            "--changed-paths",
+                        ],
+                    );
+                }
+                for (path, (want_id, want_count)) in asked.iter().zip(&expected) {
+                    let got = c
+                        .last_commit_for_path(LastCommitForPathRequest {
+                            repository: Some(node.repo(&rel)),
+                            revision: b"main".to_vec(),
+                            path: path.as_bytes().to_vec(),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("last commit")
+                        .into_inner()
+                        .commit
+                        .map(|c| c.id)
+                        .unwrap_or_default();
+                    assert_eq!(&got, want_id, "{format:?} v{version} graph={with_graph} {path}");
+                    let got_count = c
+                        .count_commits(CountCommitsRequest {
+                            repository: Some(node.repo(&rel)),
+                            revision: b"main".to_vec(),
+                            path: path.as_bytes().to_vec(),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("count")
+                        .into_inner()
+                        .count;
+                    assert_eq!(got_count.to_string(), *want_count, "{format:?} v{version} graph={with_graph} {path}");
+                }
+            }
+        }
+    }
+}
