@@ -20,6 +20,7 @@ pub mod languages;
 pub mod lfs;
 pub mod license;
 pub mod lifecycle;
+pub mod object_cache;
 pub mod objects;
 pub mod objects_size;
 pub mod raw_changes;

@@ -3,8 +3,9 @@
 //! way upstream does (unknown headers ignored, continuation lines skipped,
 //! malformed dates replaced by a fixed fallback).
 
-use super::{GitError, Repo};
+use super::{GitError, Repo, object_cache};
 use gix::bstr::ByteSlice as _;
+use std::sync::Arc;
 
 pub use gix::ObjectId;
 pub use gix::object::Kind;
@@ -19,8 +20,17 @@ pub struct RawObject {
 
 /// Reads an object; `None` when it does not exist.
 pub fn read(repo: &Repo, id: ObjectId) -> Result<Option<RawObject>, GitError> {
+    if let Some((kind, data)) = object_cache::get(repo.serial(), &id) {
+        return Ok(Some(RawObject { id, kind, data: data.to_vec() }));
+    }
     match repo.gix().try_find_object(id) {
-        Ok(Some(o)) => Ok(Some(RawObject { id, kind: o.kind, data: o.detach().data })),
+        Ok(Some(o)) => {
+            let o = o.detach();
+            if object_cache::cacheable(o.kind, o.data.len()) {
+                object_cache::put(repo.serial(), id, o.kind, Arc::from(o.data.as_slice()));
+            }
+            Ok(Some(RawObject { id, kind: o.kind, data: o.data }))
+        }
         Ok(None) => Ok(None),
         Err(e) => Err(GitError::gix("read object", e)),
     }

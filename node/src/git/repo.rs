@@ -21,17 +21,27 @@ const MAX_OPEN: usize = 4096;
 
 /// An opened repository. Only the git layer sees the gitoxide handle
 /// inside, so handlers cannot bypass it.
-pub struct Repo(gix::Repository);
+pub struct Repo {
+    inner: gix::Repository,
+    /// Distinguishes this opening of the repository from any other, so
+    /// cached objects are never served for a removed or replaced one.
+    serial: u64,
+}
 
 impl Repo {
     /// The gitoxide handle, for the git layer's own modules.
     pub(in crate::git) fn gix(&self) -> &gix::Repository {
-        &self.0
+        &self.inner
+    }
+
+    /// See [`Repo::serial`]'s field: unique per opened repository.
+    pub(in crate::git) fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The repository's object format.
     pub fn object_format(&self) -> ObjectFormat {
-        match self.0.object_hash() {
+        match self.inner.object_hash() {
             gix::hash::Kind::Sha256 => ObjectFormat::Sha256,
             _ => ObjectFormat::Sha1,
         }
@@ -40,15 +50,17 @@ impl Repo {
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Repo").field(&self.0.path()).finish()
+        f.debug_tuple("Repo").field(&self.inner.path()).finish()
     }
 }
 
 /// The cache of opened repositories.
 #[derive(Clone, Default)]
 pub struct Repositories {
-    open: Arc<Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>>,
+    open: Arc<Mutex<HashMap<PathBuf, (gix::ThreadSafeRepository, u64)>>>,
 }
+
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Repositories {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,8 +72,8 @@ impl Repositories {
     /// A thread-local handle on the repository at `path`.
     pub fn open(&self, path: &Path) -> Result<Repo, GitError> {
         let mut open = self.open.lock().expect("repository cache lock is never poisoned by a panic-free section");
-        if let Some(repo) = open.get(path) {
-            return Ok(Repo(repo.to_thread_local()));
+        if let Some((repo, serial)) = open.get(path) {
+            return Ok(Repo { inner: repo.to_thread_local(), serial: *serial });
         }
         let mut options = gix::open::Options::isolated();
         options = options.strict_config(false);
@@ -70,8 +82,9 @@ impl Repositories {
         if open.len() >= MAX_OPEN {
             open.clear();
         }
-        open.insert(path.to_owned(), repo.clone());
-        Ok(Repo(repo.to_thread_local()))
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        open.insert(path.to_owned(), (repo.clone(), serial));
+        Ok(Repo { inner: repo.to_thread_local(), serial })
     }
 
     /// Forgets a repository (after it was removed, replaced or renamed).
@@ -131,13 +144,13 @@ fn follow_symbolic<'r>(repo: &'r gix::Repository, mut r: gix::Reference<'r>) -> 
 /// Whether HEAD is a well-formed reference (symbolic, possibly unborn, or
 /// an object id), as git requires of a repository.
 pub fn head_is_valid(repo: &Repo) -> bool {
-    repo.0.head().is_ok()
+    repo.inner.head().is_ok()
 }
 
 /// Resolves a revision to the object it names (`<rev>^{object}`); `None`
 /// when it names nothing.
 pub fn resolve_revision(repo: &Repo, revision: &[u8]) -> Option<gix::ObjectId> {
-    repo.0.rev_parse_single(revision.as_bstr()).ok().map(gix::Id::detach)
+    super::objects::resolve(repo, revision)
 }
 
 /// The best common ancestor of the first revision and all others, as

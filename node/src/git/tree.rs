@@ -4,7 +4,7 @@
 //! pathspec-limited tree comparison history simplification is built on.
 
 use super::objects::{self, Kind, ObjectId};
-use super::{GitError, Repo};
+use super::{GitError, Repo, object_cache};
 
 /// Mode of a tree entry naming a subtree.
 pub const MODE_TREE: u32 = 0o40000;
@@ -662,8 +662,20 @@ fn differs_below(
 /// object or a non-tree, as an empty tree compares).
 fn raw_tree<'b>(repo: &Repo, id: Option<ObjectId>, buf: &'b mut Vec<u8>) -> Result<&'b [u8], GitError> {
     let Some(id) = id else { return Ok(&[]) };
+    if let Some((kind, data)) = object_cache::get(repo.serial(), &id) {
+        buf.clear();
+        if kind == Kind::Tree {
+            buf.extend_from_slice(&data);
+        }
+        return Ok(buf.as_slice());
+    }
     match gix::objs::Find::try_find(&repo.gix().objects, &id, buf) {
-        Ok(Some(data)) if data.kind == Kind::Tree => Ok(data.data),
+        Ok(Some(data)) if data.kind == Kind::Tree => {
+            if object_cache::cacheable(Kind::Tree, data.data.len()) {
+                object_cache::put(repo.serial(), id, Kind::Tree, std::sync::Arc::from(data.data));
+            }
+            Ok(data.data)
+        }
         Ok(_) => Ok(&[]),
         Err(e) => Err(GitError::gix("read tree", e)),
     }
