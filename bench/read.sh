@@ -76,3 +76,22 @@ start=$(date +%s.%N)
 xargs -P "$concurrency" -I{} git -C "$repo" log -1 --format=%H {} < "$work/log-input" > /dev/null
 end=$(date +%s.%N)
 echo "raw git log -1, one process per lookup, $concurrency parallel: $(rate 2000 "$start" "$end") lookups/s"
+
+# The git command answering the same question as an RPC, one process per
+# request as a server without in-process reads would run it.
+per_request() {
+    local label="$1" inputs="$2"; shift 2
+    local n; n=$(wc -l < "$inputs")
+    local start end
+    start=$(date +%s.%N)
+    xargs -P "$concurrency" -I{} "$@" < "$inputs" > /dev/null
+    end=$(date +%s.%N)
+    echo "raw git, one process per request, $concurrency parallel: $label: $(rate "$n" "$start" "$end") req/s"
+}
+seq 200 > "$work/200"
+per_request "for-each-ref refs/heads with commit fields (FindAllBranches)" "$work/200" \
+    sh -c 'git -C "$0" for-each-ref refs/heads --format="%(objectname) %(refname) %(tree) %(parent) %(subject) %(authorname) %(authoremail) %(authordate:raw) %(committername) %(committeremail) %(committerdate:raw)"' "$repo"
+head -n 2000 "$work/log-input" | sed 's/.*/main/' > "$work/main-input"
+per_request "log -20 main (ListCommits first page)" "$work/main-input" git -C "$repo" log -20 --format=%H%x00%T%x00%P%x00%an%x00%ae%x00%at%x00%s {}
+shuf -n 2000 --random-source=<(yes) "$work/paths" > "$work/path-input"
+per_request "log -1 main -- <path> (LastCommitForPath)" "$work/path-input" git -C "$repo" log -1 --format=%H main -- {}

@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod checksum;
 pub mod command;
 pub mod commit;
+pub mod commit_graph;
 pub mod custom_hooks;
 pub mod diff;
 pub mod languages;

@@ -388,13 +388,13 @@ pub struct Containment<'r> {
     repo: &'r Repo,
     target: ObjectId,
     memo: HashMap<ObjectId, bool>,
-    graph: Option<gix::commitgraph::Graph>,
+    graph: Option<std::sync::Arc<gix::commitgraph::Graph>>,
     target_generation: Option<u32>,
 }
 
 impl<'r> Containment<'r> {
     pub fn new(repo: &'r Repo, target: ObjectId) -> Self {
-        let graph = repo.gix().commit_graph_if_enabled().ok().flatten();
+        let graph = super::commit_graph::open(repo);
         let target_generation = graph.as_ref().and_then(|g| g.commit_by_id(target)).map(|c| c.generation());
         Self { repo, target, memo: HashMap::new(), graph, target_generation }
     }

@@ -549,7 +549,7 @@ pub struct Walk<'r> {
     follow: Option<FollowPath>,
     /// The commit-graph, when git would use one: parents, tree and date
     /// come from it without inflating the commit object.
-    graph: Option<gix::commitgraph::Graph>,
+    graph: Option<Arc<gix::commitgraph::Graph>>,
     /// Changed-path filters and the keys of the walk's literal paths.
     bloom: Option<(Arc<bloom::ChangedPaths>, Vec<bloom::PathKeys>)>,
 }
@@ -559,10 +559,8 @@ impl<'r> Walk<'r> {
         let skip_left = opts.skip;
         let max_left = opts.max_count;
         let follow = opts.follow.clone();
-        // git ignores the commit-graph in shallow repositories and with
-        // replacements (gix checks the latter and `core.commitGraph`).
         let g = repo.gix();
-        let graph = if g.is_shallow().unwrap_or(true) { None } else { g.commit_graph_if_enabled().ok().flatten() };
+        let graph = super::commit_graph::open(repo);
         let bloom = match (&graph, opts.paths.as_ref().and_then(Pathspec::literal_paths)) {
             (Some(_), Some(paths)) => bloom::load(g.objects.store_ref().path(), g.object_hash().len_in_bytes())
                 .map(|filters| {
