@@ -42,9 +42,10 @@ pub struct PathKeys {
 }
 
 type Stamp = (u64, Option<SystemTime>);
+type Cache = Mutex<HashMap<PathBuf, (Stamp, Option<Arc<ChangedPaths>>)>>;
 
-fn cache() -> &'static Mutex<HashMap<PathBuf, (Stamp, Option<Arc<ChangedPaths>>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (Stamp, Option<Arc<ChangedPaths>>)>>> = OnceLock::new();
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Mutex::default)
 }
 
@@ -177,8 +178,9 @@ impl ChangedPaths {
         }
         let filter = &self.data[from..to];
         let bits = (filter.len() * 8) as u64;
-        let contains =
-            |key: &Vec<u32>| key.iter().all(|h| filter[(u64::from(*h) % bits / 8) as usize] & (1 << (u64::from(*h) % 8)) != 0);
+        let contains = |key: &Vec<u32>| {
+            key.iter().all(|h| filter[(u64::from(*h) % bits / 8) as usize] & (1 << (u64::from(*h) % 8)) != 0)
+        };
         // A path maybe changed when it and all its directories are in the
         // filter; the commit is skipped only when no path maybe changed.
         !paths.iter().any(|p| p.keys.iter().all(contains))

@@ -29,7 +29,8 @@ pub fn open(repo: &Repo) -> Option<Arc<gix::commitgraph::Graph>> {
     let info = g.objects.store_ref().path().join("info");
     let stat = |p: std::path::PathBuf| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
     let stamp = [stat(info.join("commit-graph")), stat(info.join("commit-graphs/commit-graph-chain"))];
-    if let Some((cached, graph)) = cache().lock().expect("commit-graph cache lock is never poisoned").get(&repo.serial())
+    if let Some((cached, graph)) =
+        cache().lock().expect("commit-graph cache lock is never poisoned").get(&repo.serial())
         && *cached == stamp
     {
         return graph.clone();

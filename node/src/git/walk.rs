@@ -562,11 +562,12 @@ impl<'r> Walk<'r> {
         let g = repo.gix();
         let graph = super::commit_graph::open(repo);
         let bloom = match (&graph, opts.paths.as_ref().and_then(Pathspec::literal_paths)) {
-            (Some(_), Some(paths)) => bloom::load(g.objects.store_ref().path(), g.object_hash().len_in_bytes())
-                .map(|filters| {
+            (Some(_), Some(paths)) => {
+                bloom::load(g.objects.store_ref().path(), g.object_hash().len_in_bytes()).map(|filters| {
                     let keys = paths.iter().map(|p| filters.keys(p)).collect();
                     (filters, keys)
-                }),
+                })
+            }
             _ => None,
         };
         Self {
@@ -923,9 +924,10 @@ impl<'r> Walk<'r> {
             }
             // The filter describes the change against the first parent only.
             let unchanged_by_filter = nth == 0
-                && self.bloom.as_ref().is_some_and(|(filters, keys)| {
-                    filters.certainly_unchanged(&self.nodes[idx as usize].id, keys)
-                });
+                && self
+                    .bloom
+                    .as_ref()
+                    .is_some_and(|(filters, keys)| filters.certainly_unchanged(&self.nodes[idx as usize].id, keys));
             self.must_parse(p)?;
             let ptree = self.nodes[p as usize].tree;
             if unchanged_by_filter || !tree::differs(self.repo, ptree, Some(tree), &spec)? {

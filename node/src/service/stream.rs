@@ -46,15 +46,17 @@ pub(crate) struct Chunker<'a, I, M> {
     sink: &'a Sink<M>,
     items: Vec<I>,
     size: usize,
-    make: fn(Vec<I>) -> M,
+    /// Builds each message; a closure so the first message can carry
+    /// extra fields.
+    make: Box<dyn FnMut(Vec<I>) -> M + 'a>,
 }
 
 /// Encoded size limit of one batched message.
 const MAX_BATCH: usize = 1024 * 1024;
 
 impl<'a, I: prost::Message, M> Chunker<'a, I, M> {
-    pub(crate) fn new(sink: &'a Sink<M>, make: fn(Vec<I>) -> M) -> Self {
-        Self { sink, items: Vec::new(), size: 0, make }
+    pub(crate) fn new(sink: &'a Sink<M>, make: impl FnMut(Vec<I>) -> M + 'a) -> Self {
+        Self { sink, items: Vec::new(), size: 0, make: Box::new(make) }
     }
 
     /// Adds an item, sending the batch first if the item would overflow it.

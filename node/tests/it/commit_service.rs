@@ -2235,7 +2235,8 @@ async fn path_limited_walks_agree_with_bloom_filters() {
     let node = Node::start().await;
     let mut c = client(&node).await;
     let paths = ["top.txt", "dir/a.txt", "dir/sub/ü.txt", "ÿ/x", "deep/a/b/c.txt", "dir/sub/plain"];
-    let asked = ["top.txt", "dir", "dir/a.txt", "dir/sub", "dir/sub/ü.txt", "ÿ/x", "ÿ", "deep/a/b", "deep/a/b/c.txt", "nope"];
+    let asked =
+        ["top.txt", "dir", "dir/a.txt", "dir/sub", "dir/sub/ü.txt", "ÿ/x", "ÿ", "deep/a/b", "deep/a/b/c.txt", "nope"];
     for format in [Format::Sha1, Format::Sha256] {
         for version in ["1", "2"] {
             let rel = format!("bloom-{}-{version}.git", format.name());

@@ -4,12 +4,13 @@
 //! single directory. Errors carry `GetTreeEntriesError` details with
 //! upstream's (18.x) codes.
 
-use super::{Batcher, RevisionRules, valid_revision};
+use super::{RevisionRules, valid_revision};
 use crate::error::{Error, Result};
 use crate::git::objects::{self, Kind, ObjectId};
 use crate::git::tree::{self, EntryKind, PathEntry};
 use crate::git::{GitError, Repo};
 use crate::service::Deps;
+use crate::service::stream::Chunker;
 use base64::Engine as _;
 use cairn_proto::gitaly::get_tree_entries_request::SortBy;
 use cairn_proto::gitaly::tree_entry::EntryType;
@@ -59,7 +60,7 @@ pub(super) fn handle(deps: &Deps, req: GetTreeEntriesRequest) -> Result<BoxStrea
         let mut cursor = Some(String::new());
         if req.recursive && sort == SortBy::Default && req.pagination_params.is_none() {
             // The common large case streams without holding the listing.
-            let mut batch = Batcher::new(sink, |entries| GetTreeEntriesResponse {
+            let mut batch = Chunker::new(sink, |entries| GetTreeEntriesResponse {
                 entries,
                 pagination_cursor: cursor.take().map(|next_cursor| PaginationCursor { next_cursor }),
             });
@@ -121,7 +122,7 @@ pub(super) fn handle(deps: &Deps, req: GetTreeEntriesRequest) -> Result<BoxStrea
                 }
             }
         }
-        let mut batch = Batcher::new(sink, |entries| GetTreeEntriesResponse {
+        let mut batch = Chunker::new(sink, |entries| GetTreeEntriesResponse {
             entries,
             pagination_cursor: cursor.take().map(|next_cursor| PaginationCursor { next_cursor }),
         });

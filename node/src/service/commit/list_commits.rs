@@ -2,11 +2,12 @@
 //! revisions allowed), with upstream's options, pagination by the last
 //! returned commit id, and the 18.x `skip` and `paths` fields.
 
-use super::{Batcher, RevisionRules, check_revision, internal, seconds};
+use super::{RevisionRules, check_revision, internal, seconds};
 use crate::error::{Error, Result};
 use crate::git::objects::ObjectId;
 use crate::git::tree::Pathspec;
 use crate::git::{commit, walk};
+use crate::service::stream::Chunker;
 use crate::service::{Deps, convert};
 use cairn_proto::gitaly::list_commits_request::Order;
 use cairn_proto::gitaly::{GitCommit, ListCommitsRequest, ListCommitsResponse, PaginationCursor};
@@ -38,7 +39,7 @@ pub(super) fn handle(deps: &Deps, req: ListCommitsRequest) -> Result<BoxStream<L
         // message).
         let last_id = RefCell::new(String::new());
         let mut sent_cursor = false;
-        let mut batch = Batcher::new(sink, |commits: Vec<GitCommit>| {
+        let mut batch = Chunker::new(sink, |commits: Vec<GitCommit>| {
             let mut response = ListCommitsResponse { commits, pagination_cursor: None };
             let last = last_id.borrow();
             if !sent_cursor && !last.is_empty() {

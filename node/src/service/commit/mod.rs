@@ -21,7 +21,6 @@ mod raw_blame;
 mod signatures;
 mod tree_entry;
 
-use super::stream::Sink;
 use super::{Deps, respond};
 use crate::error::{Error, Result};
 use crate::git::GitError;
@@ -71,19 +70,10 @@ pub(super) fn check_revision(revision: &[u8], rules: RevisionRules) -> std::resu
         (true, Some(colon)) => &revision[..colon],
         _ => revision,
     };
-    if !rules.allow_empty && revision.is_empty() {
-        return Err("empty revision");
+    if rules.allow_empty && revision.is_empty() {
+        return Ok(());
     }
-    if revision.iter().any(|b| b" \t\n\r".contains(b)) {
-        return Err("revision can't contain whitespace");
-    }
-    if revision.contains(&b':') {
-        return Err("revision can't contain ':'");
-    }
-    if revision.contains(&b'\\') {
-        return Err("revision can't contain '\\'");
-    }
-    Ok(())
+    crate::git::refs::validate_revision(revision)
 }
 
 /// Validates a revision, answering INVALID_ARGUMENT as upstream.
@@ -104,43 +94,6 @@ pub(super) fn literal(options: Option<&GlobalOptions>) -> bool {
 /// Timestamp seconds, as git reads the dates upstream passes.
 pub(super) fn seconds(t: Option<&prost_types::Timestamp>) -> Option<i64> {
     t.map(|t| t.seconds)
-}
-
-/// Upstream's message batching (items gathered until the next would take
-/// the message past 1 MiB) with a closure building each message, so the
-/// first message can carry extra fields.
-pub(super) struct Batcher<'a, I, M> {
-    sink: &'a Sink<M>,
-    items: Vec<I>,
-    size: usize,
-    make: Box<dyn FnMut(Vec<I>) -> M + 'a>,
-}
-
-const MAX_BATCH: usize = 1024 * 1024;
-
-impl<'a, I: prost::Message, M> Batcher<'a, I, M> {
-    pub(super) fn new(sink: &'a Sink<M>, make: impl FnMut(Vec<I>) -> M + 'a) -> Self {
-        Self { sink, items: Vec::new(), size: 0, make: Box::new(make) }
-    }
-
-    pub(super) fn push(&mut self, item: I) -> Result<()> {
-        let len = item.encoded_len();
-        if !self.items.is_empty() && self.size + len >= MAX_BATCH {
-            self.flush()?;
-        }
-        self.size += len;
-        self.items.push(item);
-        Ok(())
-    }
-
-    pub(super) fn flush(&mut self) -> Result<()> {
-        if self.items.is_empty() {
-            return Ok(());
-        }
-        self.size = 0;
-        let msg = (self.make)(std::mem::take(&mut self.items));
-        self.sink.send(msg)
-    }
 }
 
 type Stream<T> = std::result::Result<Response<BoxStream<T>>, Status>;
