@@ -14,7 +14,8 @@
 //! (the node has no GitLab API client).
 
 use super::objects::{self, Kind, ObjectId};
-use super::search::{self, TreeEntry};
+use super::search;
+use super::tree::Entry as TreeEntry;
 use super::{GitError, Repo};
 use gix::bstr::ByteSlice as _;
 use std::io::Write;

@@ -9,7 +9,8 @@
 //! The license texts under `licenses/` are the licenses' own texts.
 
 use super::objects::{self, Kind};
-use super::search::{self, TreeEntry};
+use super::search;
+use super::tree::Entry as TreeEntry;
 use super::{GitError, Repo};
 use gix::bstr::ByteSlice as _;
 use std::collections::HashMap;

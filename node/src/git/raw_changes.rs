@@ -3,7 +3,7 @@
 //! with each side's blob id and size, computed in-process.
 
 use super::objects::{self, ObjectId};
-use super::{GitError, Repo, search};
+use super::{GitError, Repo, search, tree};
 
 /// What happened to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +65,14 @@ pub fn changes(repo: &Repo, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<
     let diff = r.diff_tree_to_tree(old.as_ref(), new.as_ref(), opts).map_err(|e| GitError::gix("diff trees", e))?;
     let mut out = Vec::with_capacity(diff.len());
     let blob = |mode: u32, id: ObjectId| -> Result<Option<(ObjectId, u64)>, GitError> {
-        if mode & 0o170000 == search::MODE_GITLINK {
+        if mode & 0o170000 == tree::MODE_COMMIT {
             return Ok(None);
         }
         let (_, size) =
             objects::header(repo, id)?.ok_or_else(|| GitError::Invalid(format!("object {id} is missing")))?;
         Ok(Some((id, size)))
     };
-    let is_tree = |mode: u32| mode & 0o170000 == search::MODE_TREE;
+    let is_tree = |mode: u32| mode & 0o170000 == tree::MODE_TREE;
     for change in diff {
         use gix::object::tree::diff::ChangeDetached as C;
         match change {

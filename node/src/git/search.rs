@@ -4,43 +4,8 @@
 //! (what `git grep -I -i -n --null -B2 -A2 -e <query> <rev>` prints).
 
 use super::objects::{self, Kind, ObjectId};
+use super::tree::{self, Entry as TreeEntry};
 use super::{GitError, Repo};
-
-/// Tree entry modes as git writes them.
-pub const MODE_TREE: u32 = 0o040000;
-pub const MODE_LINK: u32 = 0o120000;
-pub const MODE_GITLINK: u32 = 0o160000;
-
-/// One entry of a tree object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeEntry {
-    pub mode: u32,
-    pub name: Vec<u8>,
-    pub id: ObjectId,
-}
-
-impl TreeEntry {
-    pub fn is_tree(&self) -> bool {
-        self.mode & 0o170000 == MODE_TREE
-    }
-
-    pub fn is_link(&self) -> bool {
-        self.mode & 0o170000 == MODE_LINK
-    }
-
-    pub fn is_gitlink(&self) -> bool {
-        self.mode & 0o170000 == MODE_GITLINK
-    }
-
-    /// A regular file (executable or not).
-    pub fn is_file(&self) -> bool {
-        self.mode & 0o170000 == 0o100000
-    }
-
-    pub fn is_executable(&self) -> bool {
-        self.is_file() && self.mode & 0o111 != 0
-    }
-}
 
 /// The entries of tree `id`, in the tree's (git's canonical) order.
 pub fn read_tree(repo: &Repo, id: ObjectId) -> Result<Vec<TreeEntry>, GitError> {
@@ -48,13 +13,7 @@ pub fn read_tree(repo: &Repo, id: ObjectId) -> Result<Vec<TreeEntry>, GitError> 
     if obj.kind != Kind::Tree {
         return Err(GitError::Invalid(format!("{id} is not a tree")));
     }
-    let tree = gix::objs::TreeRef::from_bytes(&obj.data, repo.gix().object_hash())
-        .map_err(|e| GitError::gix("decode tree", e))?;
-    Ok(tree
-        .entries
-        .iter()
-        .map(|e| TreeEntry { mode: u32::from(e.mode.value()), name: e.filename.to_vec(), id: e.oid.to_owned() })
-        .collect())
+    tree::parse(&obj.data, repo.gix().object_hash())
 }
 
 /// Resolves a tree-ish revision (a commit, a tag of one, a tree, or

@@ -8,6 +8,8 @@ use super::{GitError, Repo, object_cache};
 
 /// Mode of a tree entry naming a subtree.
 pub const MODE_TREE: u32 = 0o40000;
+/// Mode of a symbolic link.
+pub const MODE_LINK: u32 = 0o120000;
 /// Mode of a gitlink (submodule commit).
 pub const MODE_COMMIT: u32 = 0o160000;
 
@@ -35,6 +37,23 @@ impl Entry {
 
     pub fn is_tree(&self) -> bool {
         self.kind() == EntryKind::Tree
+    }
+
+    pub fn is_link(&self) -> bool {
+        self.mode & 0o170000 == MODE_LINK
+    }
+
+    pub fn is_gitlink(&self) -> bool {
+        self.mode & 0o170000 == MODE_COMMIT
+    }
+
+    /// A regular file (executable or not).
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170000 == 0o100000
+    }
+
+    pub fn is_executable(&self) -> bool {
+        self.is_file() && self.mode & 0o111 != 0
     }
 }
 
