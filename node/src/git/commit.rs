@@ -22,6 +22,19 @@ pub fn read(repo: &Repo, id: objects::ObjectId) -> Result<Option<Commit>, GitErr
     }
 }
 
+/// The commit `id` names, following tags; `None` when it names none. A
+/// commit (what branches point at) is read once.
+pub fn read_peeled(repo: &Repo, id: objects::ObjectId) -> Result<Option<Commit>, GitError> {
+    let Some(obj) = objects::read(repo, id)? else { return Ok(None) };
+    if obj.kind == Kind::Commit {
+        return Ok(Some(objects::parse_commit(&id, &obj.data)));
+    }
+    match objects::peel_to(repo, id, Kind::Commit)? {
+        Some(commit) => read(repo, commit),
+        None => Ok(None),
+    }
+}
+
 /// The raw bytes of the commit a revision names (tags peeled).
 pub fn find_raw(repo: &Repo, revision: &[u8]) -> Result<Option<(ObjectId, Vec<u8>)>, GitError> {
     let Some(id) = objects::resolve_commit(repo, revision)? else { return Ok(None) };

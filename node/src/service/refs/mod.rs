@@ -12,7 +12,7 @@ mod tags;
 
 use super::{Deps, respond};
 use crate::error::{Error, Result};
-use crate::git::objects::{self, Kind};
+use crate::git::objects;
 use crate::git::references::Reference;
 use crate::git::{Repo, commit};
 use crate::service::convert;
@@ -89,8 +89,7 @@ fn check_patterns<'a>(patterns: impl IntoIterator<Item = &'a [u8]>) -> Result<()
 
 /// The commit a reference target names (tags peeled), as a message.
 fn target_commit(repo: &Repo, target: objects::ObjectId) -> Result<GitCommit> {
-    let commit = objects::peel_to(repo, target, Kind::Commit)?.map(|id| commit::read(repo, id)).transpose()?.flatten();
-    commit
+    commit::read_peeled(repo, target)?
         .map(|c| convert::git_commit(&c))
         .ok_or_else(|| Error::internal_msg(format!("object {target} does not name a commit")))
 }
