@@ -12,6 +12,7 @@ pub mod error;
 pub mod frontdoor;
 pub mod fsinfo;
 pub mod git;
+pub mod hooks;
 pub mod server;
 pub mod service;
 pub mod signing;

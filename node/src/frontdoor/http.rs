@@ -124,6 +124,9 @@ async fn route(state: &State, req: hyper::Request<Incoming>) -> Response<Body> {
         path.strip_suffix(suffix).map(|p| p.trim_start_matches('/')).filter(|p| !p.is_empty()).map(|p| Repository {
             storage_name: state.storage.clone(),
             relative_path: p.to_owned(),
+            // Push hooks require GitLab's repository identifier; without
+            // GitLab the path is the only identity there is.
+            gl_repository: p.to_owned(),
             ..Default::default()
         })
     };
@@ -282,6 +285,7 @@ async fn receive_pack(
     body: impl Stream<Item = io::Result<Bytes>> + Send + 'static,
 ) -> Result<Response<Body>, Response<Body>> {
     let first = PostReceivePackRequest {
+        gl_repository: repository.gl_repository.clone(),
         repository: Some(repository),
         gl_id: state.gl_id.clone(),
         git_protocol,

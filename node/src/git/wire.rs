@@ -84,6 +84,19 @@ pub struct WireOptions {
     pub config: Vec<(String, String)>,
     /// `GIT_PROTOCOL`, from [`git_protocol`].
     pub protocol: Option<&'static str>,
+    /// Hooks for receive-pack; `None` runs none.
+    pub hooks: Option<Hooks>,
+}
+
+/// How a git process runs the node's hooks.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// The node's hooks directory (`core.hooksPath`).
+    pub dir: std::path::PathBuf,
+    /// `GITALY_HOOKS_PAYLOAD`.
+    pub payload: String,
+    /// `GITALY_LOG_DIR`, where gitaly-hooks logs.
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 fn apply(mut cmd: GitCommand, opts: &WireOptions) -> GitCommand {
@@ -117,14 +130,14 @@ pub fn upload_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOpt
 
 /// `git receive-pack [--stateless-rpc] [--advertise-refs] <repo>`.
 ///
-/// Hooks are disabled for now: HookService and gitaly-hooks come with a
-/// follow-up, after which pushes run pre-receive, update,
-/// reference-transaction and post-receive through them. git's own receive
-/// quarantine (`objects/incoming-*`) stays on, so a failed push leaves no
-/// objects behind.
+/// With `opts.hooks` the push runs pre-receive, update,
+/// reference-transaction and post-receive through the node's hooks
+/// directory (gitaly-hooks and HookService); without (the ref
+/// advertisement) no hooks run. git's own receive quarantine
+/// (`objects/tmp_objdir-incoming-*`) stays on, so a failed or rejected push
+/// leaves no objects behind.
 pub fn receive_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOptions) -> GitCommand {
     let mut cmd = GitCommand::new(Subcommand::ReceivePack)
-        .config("core.hooksPath", "/dev/null")
         // An object pool's refs must not show up in the advertisement; git
         // appends the pool path, which the `#` turns into a comment.
         .config("core.alternateRefsCommand", "exit 0 #")
@@ -145,7 +158,18 @@ pub fn receive_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOp
     if advertise {
         cmd = cmd.flag("--advertise-refs");
     }
-    apply(cmd.arg(repo), opts)
+    cmd = apply(cmd.arg(repo), opts);
+    // After the request's configuration, so a request cannot turn hooks off.
+    match &opts.hooks {
+        Some(h) => {
+            cmd = cmd.config("core.hooksPath", &h.dir.to_string_lossy()).env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
+            if let Some(d) = &h.log_dir {
+                cmd = cmd.env("GITALY_LOG_DIR", d.clone());
+            }
+            cmd
+        }
+        None => cmd.config("core.hooksPath", "/dev/null"),
+    }
 }
 
 /// `git upload-archive <repo>`.

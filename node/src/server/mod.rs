@@ -104,7 +104,20 @@ impl Server {
         let mut registry = Registry::default();
         let metrics = metrics::Metrics::new(&mut registry, &config.prometheus.grpc_latency_buckets);
         let git_config = config.git.config.iter().map(|c| (c.key.clone(), c.value.clone())).collect();
+        let bin_dir = match &config.bin_dir {
+            Some(d) => d.clone(),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_owned))
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
+        let hooks = crate::hooks::HooksDir::install(&runtime_dir, &bin_dir, config.logging.dir.clone())
+            .map_err(|source| ServeError::RuntimeDir { path: runtime_dir.join("hooks.d"), source })?;
+        if !hooks.usable() {
+            tracing::warn!(binary = %hooks.binary.display(), "gitaly-hooks not found: pushes will fail");
+        }
         let deps = Deps {
+            hooks: Arc::new(hooks),
             storages: Storages::new(&config.storages),
             git: crate::git::CommandFactory::new(config.git_binary(), git_config, runtime_dir.clone()),
             repos: crate::git::Repositories::default(),
@@ -223,6 +236,17 @@ pub async fn run(
     };
     let listeners = Listeners::bind(cfg.listen_addr.as_deref(), cfg.socket_path.as_deref(), tls)
         .map_err(|source| ServeError::Bind { what: "gRPC listeners", addr: describe_listeners(&cfg), source })?;
+    // The internal socket: gitaly-hooks (run by git during pushes) calls
+    // HookService through it, whatever else the node listens on.
+    let internal = crate::hooks::internal_socket(server.runtime_dir());
+    if let Some(parent) = internal.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| ServeError::RuntimeDir { path: parent.to_owned(), source })?;
+    }
+    let internal_listener = Listeners::bind(None, Some(&internal), None).map_err(|source| ServeError::Bind {
+        what: "internal socket",
+        addr: internal.display().to_string(),
+        source,
+    })?;
     let mut addrs = Addresses {
         tcp: listeners.tcp_addr(),
         tls: listeners.tls_addr(),
@@ -253,9 +277,14 @@ pub async fn run(
     on_ready(&addrs);
 
     let connections = server.metrics.connections.clone();
+    let internal_connections = connections.clone();
     let incoming = listeners.incoming(BackchannelRegistry::default(), move |kind| {
         connections.get_or_create(&ConnectionLabels { r#type: kind.as_str() }).inc();
     });
+    let internal_incoming = internal_listener.incoming(BackchannelRegistry::default(), move |kind| {
+        internal_connections.get_or_create(&ConnectionLabels { r#type: kind.as_str() }).inc();
+    });
+    let incoming = futures::stream::select(incoming, internal_incoming);
     let result = server.serve(incoming, shutdown).await;
     let _ = stop_tx.send(true);
     result

@@ -9,6 +9,7 @@ mod blob;
 mod commit;
 pub(crate) mod convert;
 mod diff;
+mod hook;
 mod pump;
 mod refs;
 mod repository;
@@ -37,6 +38,8 @@ pub struct Deps {
     pub storages: Storages,
     pub git: CommandFactory,
     pub repos: Repositories,
+    /// The hooks directory pushes run with.
+    pub hooks: Arc<crate::hooks::HooksDir>,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or
@@ -55,7 +58,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(commit_service_server::CommitServiceServer::new(commit::CommitService::new(deps)))
         .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
         .add_service(diff_service_server::DiffServiceServer::new(diff::DiffService::new(deps)))
-        .add_service(hook_service_server::HookServiceServer::new(u))
+        .add_service(hook_service_server::HookServiceServer::new(hook::HookService::new(deps)))
         .add_service(internal_gitaly_server::InternalGitalyServer::new(u))
         .add_service(object_pool_service_server::ObjectPoolServiceServer::new(u))
         .add_service(operation_service_server::OperationServiceServer::new(u))

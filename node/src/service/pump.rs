@@ -321,7 +321,7 @@ pub(crate) async fn first<T>(stream: &mut tonic::Streaming<T>) -> crate::error::
 /// Parses the request's configuration and protocol.
 pub(crate) fn wire_options(config: &[String], protocol: &str) -> crate::error::Result<crate::git::wire::WireOptions> {
     let config = crate::git::wire::config_options(config).map_err(|e| Error::invalid_argument(e.to_string()))?;
-    Ok(crate::git::wire::WireOptions { config, protocol: crate::git::wire::git_protocol(protocol) })
+    Ok(crate::git::wire::WireOptions { config, protocol: crate::git::wire::git_protocol(protocol), hooks: None })
 }
 
 /// A git failure message in upstream's shape.

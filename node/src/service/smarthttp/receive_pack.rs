@@ -1,12 +1,13 @@
 //! PostReceivePack: `git receive-pack --stateless-rpc` fed by the body of
-//! `POST /git-receive-pack`. Hooks are off until HookService exists (see
-//! `git::wire::receive_pack`); git's receive quarantine stays on.
+//! `POST /git-receive-pack`, running the push's hooks through gitaly-hooks
+//! and HookService (protocol `http`); git's receive quarantine stays on.
 
 use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire;
+use crate::service::hook::{Pusher, receive_pack_hooks};
 use crate::service::pump::{self, Band, Messages, OnDisconnect};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{PostReceivePackRequest, PostReceivePackResponse};
@@ -16,6 +17,7 @@ pub(super) async fn handle(
     req: Request<Streaming<PostReceivePackRequest>>,
 ) -> Result<BoxStream<PostReceivePackResponse>> {
     let cid = correlation_id(&req);
+    let metadata = req.metadata().clone();
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     if first.gl_id.is_empty() {
@@ -25,7 +27,10 @@ pub(super) async fn handle(
         return Err(Error::invalid_argument("non-empty Data"));
     }
     let path = deps.storages.repo(first.repository.as_ref())?;
-    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let pusher = Pusher { gl_id: &first.gl_id, gl_username: &first.gl_username, protocol: "http" };
+    let repository = first.repository.clone().unwrap_or_default();
+    opts.hooks = Some(receive_pack_hooks(deps, &repository, &path, pusher, &metadata).await?);
     let git = deps
         .git
         .spawn_duplex(wire::receive_pack(&path.path, true, false, &opts), cid.as_deref())

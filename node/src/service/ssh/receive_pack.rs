@@ -1,14 +1,14 @@
-//! SSHReceivePack: `git receive-pack` fed by the client's push.
-//!
-//! Hooks are off until HookService and gitaly-hooks exist (see
-//! `git::wire::receive_pack`); git's receive quarantine stays on, so a
-//! failed or abandoned push leaves neither objects nor refs behind.
+//! SSHReceivePack: `git receive-pack` fed by the client's push, running the
+//! push's hooks through gitaly-hooks and HookService (protocol `ssh`).
+//! git's receive quarantine stays on, so a failed, rejected or abandoned
+//! push leaves neither objects nor refs behind.
 
 use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire;
+use crate::service::hook::{Pusher, receive_pack_hooks};
 use crate::service::pump::{self, Band, HUNG_UP, Messages, OnDisconnect};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{ExitStatus, SshReceivePackRequest, SshReceivePackResponse};
@@ -18,6 +18,7 @@ pub(super) async fn handle(
     req: Request<Streaming<SshReceivePackRequest>>,
 ) -> Result<BoxStream<SshReceivePackResponse>> {
     let cid = correlation_id(&req);
+    let metadata = req.metadata().clone();
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     // Upstream's order: the user, the data, then the repository.
@@ -28,7 +29,10 @@ pub(super) async fn handle(
         return Err(Error::invalid_argument("non-empty data in first request"));
     }
     let path = deps.storages.repo(first.repository.as_ref())?;
-    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let pusher = Pusher { gl_id: &first.gl_id, gl_username: &first.gl_username, protocol: "ssh" };
+    let repository = first.repository.clone().unwrap_or_default();
+    opts.hooks = Some(receive_pack_hooks(deps, &repository, &path, pusher, &metadata).await?);
     let git = deps
         .git
         .spawn_duplex(wire::receive_pack(&path.path, false, false, &opts), cid.as_deref())

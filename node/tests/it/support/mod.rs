@@ -60,6 +60,8 @@ impl Node {
             socket_path: Some(socket.clone()),
             runtime_dir: Some(runtime),
             storages: vec![Storage { name: STORAGE.into(), path: storage.clone() }],
+            // Where cargo put gitaly-hooks, which pushes run.
+            bin_dir: Path::new(env!("CARGO_BIN_EXE_gitaly-hooks")).parent().map(Path::to_owned),
             ..Default::default()
         };
         // Keep test output readable; access lines are checked through the binary.

@@ -1,0 +1,248 @@
+//! HookService: what `gitaly-hooks` asks the node when git runs a push's
+//! hooks. The node runs the repository's and the global custom hooks (see
+//! `crate::hooks::custom`) and answers with their output and exit status.
+//! A failing hook is an answer (`exit_status`), not an RPC error.
+//!
+//! Praefect transactions are not voted on: the node does not take part in
+//! them yet, so the hooks' synchronisation votes are skipped.
+
+mod post_receive_hook;
+mod pre_receive_hook;
+mod reference_transaction_hook;
+mod update_hook;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use super::{Deps, respond};
+use crate::error::Error;
+use crate::hooks::custom::{self, Chunk, CustomHookError};
+use crate::hooks::payload::HooksPayload;
+use cairn_proto::gitaly::*;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Handlers of HookService.
+#[derive(Debug, Clone)]
+pub(super) struct HookService {
+    deps: Deps,
+}
+
+impl HookService {
+    pub(super) fn new(deps: &Deps) -> Self {
+        Self { deps: deps.clone() }
+    }
+}
+
+type StreamResult<T> = Result<Response<BoxStream<T>>, Status>;
+
+#[tonic::async_trait]
+impl hook_service_server::HookService for HookService {
+    async fn pre_receive_hook(
+        &self,
+        req: Request<Streaming<PreReceiveHookRequest>>,
+    ) -> StreamResult<PreReceiveHookResponse> {
+        respond(pre_receive_hook::handle(&self.deps, req).await)
+    }
+
+    async fn post_receive_hook(
+        &self,
+        req: Request<Streaming<PostReceiveHookRequest>>,
+    ) -> StreamResult<PostReceiveHookResponse> {
+        respond(post_receive_hook::handle(&self.deps, req).await)
+    }
+
+    async fn update_hook(&self, req: Request<UpdateHookRequest>) -> StreamResult<UpdateHookResponse> {
+        respond(update_hook::handle(&self.deps, req).await)
+    }
+
+    async fn reference_transaction_hook(
+        &self,
+        req: Request<Streaming<ReferenceTransactionHookRequest>>,
+    ) -> StreamResult<ReferenceTransactionHookResponse> {
+        respond(reference_transaction_hook::handle(&self.deps, req).await)
+    }
+}
+
+/// How a hook ended when it did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// A custom hook exited with this code; its output already went out.
+    Exit(i32),
+    /// The hook refused for a reason of its own (exit 1 with this text).
+    Message(String),
+}
+
+impl From<CustomHookError> for Failure {
+    fn from(e: CustomHookError) -> Self {
+        match e {
+            CustomHookError::Exit { code, .. } => Self::Exit(code),
+            other => Self::Message(format!("executing custom hooks: {}", crate::error::error_chain(&other))),
+        }
+    }
+}
+
+/// Runs `work` (which writes hook output into the sender it gets) and
+/// streams that output as responses made by `chunk`, then ends with
+/// `finish(outcome)`: a final message or an RPC error.
+fn stream_hook<T, W, F>(
+    work: W,
+    chunk: fn(Chunk) -> T,
+    finish: impl FnOnce(Result<(), Failure>) -> Result<T, Error> + Send + 'static,
+) -> BoxStream<T>
+where
+    T: Send + 'static,
+    W: FnOnce(tokio::sync::mpsc::Sender<Chunk>) -> F,
+    F: Future<Output = Result<(), Failure>> + Send + 'static,
+{
+    let (tx, responses) = super::pump::channel();
+    let (out, mut chunks) = tokio::sync::mpsc::channel(4);
+    let work = work(out);
+    tokio::spawn(async move {
+        tokio::pin!(work);
+        let outcome = loop {
+            tokio::select! {
+                c = chunks.recv() => if let Some(c) = c {
+                    if tx.send(Ok(chunk(c))).await.is_err() {
+                        return;
+                    }
+                },
+                r = &mut work => break r,
+            }
+        };
+        // The work is done and its sender dropped: pass on what is left.
+        while let Some(c) = chunks.recv().await {
+            if tx.send(Ok(chunk(c))).await.is_err() {
+                return;
+            }
+        }
+        let last = finish(outcome).map_err(Status::from);
+        let _ = tx.send(last).await;
+    });
+    responses
+}
+
+/// Everything custom hooks need besides their input.
+struct Run<'a> {
+    deps: &'a Deps,
+    repo: &'a Path,
+    payload: &'a HooksPayload,
+    env: &'a [String],
+    push_options: &'a [String],
+}
+
+impl Run<'_> {
+    /// Runs the custom `hook`s with `args` and `stdin`.
+    async fn custom(
+        &self,
+        hook: &str,
+        args: &[String],
+        stdin: &[u8],
+        out: &tokio::sync::mpsc::Sender<Chunk>,
+    ) -> Result<(), Failure> {
+        let global: Option<PathBuf> = self.deps.config.custom_hooks_dir();
+        let hooks = custom::find(self.repo, global.as_deref(), hook)?;
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let env =
+            custom::environment(self.repo, self.payload, self.push_options, self.env, &self.deps.config.git_binary());
+        custom::run(&hooks, self.repo, args, &env, stdin, out).await?;
+        Ok(())
+    }
+}
+
+/// The payload from the hook's environment, or upstream's message.
+fn payload(env: &[String]) -> Result<HooksPayload, Failure> {
+    HooksPayload::from_env(env)
+        .map_err(|e| Failure::Message(format!("extracting hooks payload: {}", crate::error::error_chain(&e))))
+}
+
+/// Reads the rest of a bidi hook request stream's stdin.
+async fn read_stdin<T>(stream: &mut Streaming<T>, data: fn(T) -> Vec<u8>) -> Result<Vec<u8>, Failure> {
+    let mut all = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(m)) => all.extend_from_slice(&data(m)),
+            Ok(None) => return Ok(all),
+            Err(s) => return Err(Failure::Message(format!("reading stdin from request: {}", s.message()))),
+        }
+    }
+}
+
+/// The checks upstream makes before running receive hooks.
+fn check_receive(payload: &HooksPayload, gl_repository: &str, changes: &[u8], protocol: bool) -> Result<(), Failure> {
+    let fail = |m: &str| Err(Failure::Message(m.to_owned()));
+    if changes.is_empty() {
+        return fail("hook got no reference updates");
+    }
+    if gl_repository.is_empty() {
+        return fail("repository not set");
+    }
+    let Some(user) = &payload.user_details else { return fail("payload has no receive hooks info") };
+    if user.userid.is_empty() {
+        return fail("user ID not set");
+    }
+    if protocol && user.protocol.is_empty() {
+        return fail("protocol not set");
+    }
+    Ok(())
+}
+
+/// Who pushes, from a receive-pack request.
+pub(in crate::service) struct Pusher<'a> {
+    pub(in crate::service) gl_id: &'a str,
+    pub(in crate::service) gl_username: &'a str,
+    /// `ssh` or `http`.
+    pub(in crate::service) protocol: &'static str,
+}
+
+/// The hooks a receive-pack for `repository` (already resolved to `path`)
+/// runs: the node's hooks directory and the payload describing the push.
+pub(in crate::service) async fn receive_pack_hooks(
+    deps: &Deps,
+    repository: &Repository,
+    path: &crate::storage::RepoPath,
+    pusher: Pusher<'_>,
+    metadata: &tonic::metadata::MetadataMap,
+) -> crate::error::Result<crate::git::wire::Hooks> {
+    use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue, UserDetails, hook};
+    let hooks = deps.hooks.clone();
+    if !hooks.usable() {
+        return Err(Error::internal_msg(format!("hooks binary {:?} is missing or not executable", hooks.binary)));
+    }
+    let repos = deps.repos.clone();
+    let repo_path = path.path.clone();
+    let format = super::blocking(move || Ok(repos.open(&repo_path)?.object_format())).await?;
+    let feature_flags = metadata
+        .iter()
+        .filter_map(|kv| match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                let name = k.as_str().strip_prefix("gitaly-feature-")?.replace('-', "_");
+                Some(FeatureFlagWithValue {
+                    flag: FeatureFlag { name, on_by_default: false },
+                    enabled: v.to_str().is_ok_and(|v| v == "true"),
+                })
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect();
+    let payload = HooksPayload {
+        requested_hooks: hook::RECEIVE_PACK,
+        feature_flags,
+        repository: repository.clone(),
+        object_format: format.as_str().to_owned(),
+        runtime_dir: hooks.runtime_dir.display().to_string(),
+        internal_socket: hooks.internal_socket.display().to_string(),
+        internal_socket_token: deps.config.auth.token.clone(),
+        transaction: None,
+        user_details: Some(UserDetails {
+            username: pusher.gl_username.to_owned(),
+            userid: pusher.gl_id.to_owned(),
+            protocol: pusher.protocol.to_owned(),
+            remote_ip: String::new(),
+        }),
+        transaction_id: 0,
+    };
+    Ok(crate::git::wire::Hooks { dir: hooks.dir.clone(), payload: payload.encode(), log_dir: hooks.log_dir.clone() })
+}
