@@ -100,12 +100,16 @@ where
     let work = work(out);
     tokio::spawn(async move {
         tokio::pin!(work);
+        let mut open = true;
         let outcome = loop {
             tokio::select! {
-                c = chunks.recv() => if let Some(c) = c {
-                    if tx.send(Ok(chunk(c))).await.is_err() {
-                        return;
+                c = chunks.recv(), if open => match c {
+                    Some(c) => {
+                        if tx.send(Ok(chunk(c))).await.is_err() {
+                            return;
+                        }
                     }
+                    None => open = false,
                 },
                 r = &mut work => break r,
             }
