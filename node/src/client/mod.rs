@@ -12,6 +12,7 @@
 //! with [`DialOptions::backchannel_server`]. A reconnect makes a new session.
 
 mod sidechannel;
+pub mod stdio;
 
 pub use sidechannel::{
     ClientSidechannel, ClientSidechannelReader, ClientSidechannelWriter, SidechannelRegistry, SidechannelWaiter,

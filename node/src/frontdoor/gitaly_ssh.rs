@@ -18,15 +18,14 @@
 use std::io;
 use std::process::ExitCode;
 
-use futures::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tonic::Request;
 
+use crate::client::stdio::{StdioResponse, requests};
 use crate::client::{ClientSidechannel, Connection, DialError, DialOptions};
 use cairn_proto::gitaly::ssh_service_client::SshServiceClient;
 use cairn_proto::gitaly::{
-    SshReceivePackRequest, SshReceivePackResponse, SshUploadArchiveRequest, SshUploadArchiveResponse,
-    SshUploadPackRequest, SshUploadPackResponse, SshUploadPackWithSidechannelRequest,
+    SshReceivePackRequest, SshUploadArchiveRequest, SshUploadPackRequest, SshUploadPackWithSidechannelRequest,
 };
 
 /// Shows hidden references too (keep-around, merge requests) so that
@@ -186,36 +185,9 @@ pub fn from_protojson<T: prost::Message + prost::Name + Default>(json: &str) -> 
     dynamic.transcode_to().map_err(|e| SshError::Payload(e.to_string()))
 }
 
-/// The request stream of a bidi RPC: `first`, then stdin in chunks.
-fn requests<T: Send + 'static>(
-    first: T,
-    stdin: impl AsyncRead + Send + 'static,
-    chunk: fn(Vec<u8>) -> T,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    let reader = tokio_util::io::ReaderStream::with_capacity(stdin, 64 * 1024);
-    let rest = tokio_stream::StreamExt::map_while(reader, Result::ok).map(move |b| chunk(b.to_vec()));
-    futures::stream::once(async move { first }).chain(rest)
-}
-
-/// A response carrying stdout, stderr and maybe an exit status.
-trait StdResponse {
-    fn parts(self) -> (Vec<u8>, Vec<u8>, Option<i32>);
-}
-
-macro_rules! std_response {
-    ($($t:ty),*) => {$(
-        impl StdResponse for $t {
-            fn parts(self) -> (Vec<u8>, Vec<u8>, Option<i32>) {
-                (self.stdout, self.stderr, self.exit_status.map(|s| s.value))
-            }
-        }
-    )*};
-}
-std_response!(SshUploadPackResponse, SshReceivePackResponse, SshUploadArchiveResponse);
-
 /// Writes responses to stdout/stderr until the server ends the stream;
 /// returns the last exit status (0 when none came).
-async fn relay<R: StdResponse>(
+async fn relay<R: StdioResponse>(
     mut responses: tonic::Streaming<R>,
     mut stdout: impl AsyncWrite + Unpin,
     mut stderr: impl AsyncWrite + Unpin,

@@ -12,17 +12,16 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use futures::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tonic::Request;
 
 use super::payload::{self, HooksPayload, hook};
+use crate::client::stdio::{StdioResponse, requests};
 use crate::client::{DialError, DialOptions};
 use cairn_proto::gitaly::hook_service_client::HookServiceClient;
 use cairn_proto::gitaly::reference_transaction_hook_request::State;
 use cairn_proto::gitaly::{
-    PostReceiveHookRequest, PostReceiveHookResponse, PreReceiveHookRequest, PreReceiveHookResponse,
-    ReferenceTransactionHookRequest, ReferenceTransactionHookResponse, UpdateHookRequest, UpdateHookResponse,
+    PostReceiveHookRequest, PreReceiveHookRequest, ReferenceTransactionHookRequest, UpdateHookRequest,
 };
 
 /// Why gitaly-hooks could not get an answer.
@@ -213,35 +212,8 @@ fn push_options(env: &[String]) -> Vec<String> {
     (0..count).map(|i| payload::lookup(env, &format!("GIT_PUSH_OPTION_{i}")).unwrap_or_default()).collect()
 }
 
-/// The request stream of a bidi hook RPC: `first`, then stdin in chunks.
-fn requests<T: Send + 'static>(
-    first: T,
-    stdin: impl AsyncRead + Send + 'static,
-    chunk: fn(Vec<u8>) -> T,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    let reader = tokio_util::io::ReaderStream::with_capacity(stdin, 64 * 1024);
-    let rest = tokio_stream::StreamExt::map_while(reader, Result::ok).map(move |b| chunk(b.to_vec()));
-    futures::stream::once(async move { first }).chain(rest)
-}
-
-/// A hook response: stdout, stderr, maybe an exit status.
-trait HookResponse {
-    fn parts(self) -> (Vec<u8>, Vec<u8>, Option<i32>);
-}
-
-macro_rules! hook_response {
-    ($($t:ty),*) => {$(
-        impl HookResponse for $t {
-            fn parts(self) -> (Vec<u8>, Vec<u8>, Option<i32>) {
-                (self.stdout, self.stderr, self.exit_status.map(|s| s.value))
-            }
-        }
-    )*};
-}
-hook_response!(PreReceiveHookResponse, PostReceiveHookResponse, UpdateHookResponse, ReferenceTransactionHookResponse);
-
 /// Writes the answers to stdout/stderr; the last exit status is the result.
-async fn relay<R: HookResponse>(
+async fn relay<R: StdioResponse>(
     mut responses: tonic::Streaming<R>,
     mut stdout: impl AsyncWrite + Unpin,
     mut stderr: impl AsyncWrite + Unpin,
