@@ -8,51 +8,21 @@
 #
 #   bench/read.sh                        16 streams, 10 s per RPC
 #   CONCURRENCY=32 DURATION=20s bench/read.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-source dev/setup.sh
-concurrency="${CONCURRENCY:-16}"
-duration="${DURATION:-10s}"
-
-cargo build --release --quiet -p cairn-node -p cairn-bench
-work="$(mktemp -d)"
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+source "$(dirname "$0")/lib.sh"
 repo="$work/storage/bench.git"
-mkdir -p "$work/storage" "$work/run"
-git init --quiet --bare "$repo"
-target/release/cairn-bench-repo | git -C "$repo" fast-import --quiet --done
-# As a maintained repository would be: one pack with bitmaps, packed refs
-# and a commit-graph with Bloom filters.
-git -C "$repo" repack -adq --write-bitmap-index
-git -C "$repo" pack-refs --all
-git -C "$repo" commit-graph write --reachable --changed-paths --no-progress
-git -C "$repo" symbolic-ref HEAD refs/heads/main
+bench_repo "$repo"
 
 git -C "$repo" rev-list --max-count=5000 main > "$work/commits"
 git -C "$repo" ls-tree -r main | awk '{print $3}' > "$work/blobs"
 git -C "$repo" ls-tree -r --name-only main > "$work/paths"
 git -C "$repo" ls-tree -d --name-only main > "$work/dirs"
 
-cat > "$work/config.toml" <<TOML
-socket_path = "$work/gitaly.socket"
-runtime_dir = "$work/run"
-[logging]
-format = "json"
-level = "info"
-[[storage]]
-name = "default"
-path = "$work/storage"
-TOML
-target/release/gitaly serve "$work/config.toml" > "$work/gitaly.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -S "$work/gitaly.socket" ] && break; sleep 0.1; done
+start_node node
 
 echo "# machine: $(nproc) cores, $(uname -sr), $(git --version)"
 echo "# repository: $(git -C "$repo" rev-list --count --all) commits, $(git -C "$repo" for-each-ref | wc -l) refs, $(wc -l < "$work/paths") files at main"
 load() {
-    target/release/cairn-load --address "unix:$work/gitaly.socket" --repository default:bench.git \
+    target/release/cairn-load --address "unix:$work/node.socket" --repository default:bench.git \
         --concurrency "$concurrency" --duration "$duration" --pid "$pid" "$@"
 }
 load --rpc FindCommit --inputs "$work/commits"
@@ -64,7 +34,6 @@ load --rpc ListCommits
 load --rpc LastCommitForPath --inputs "$work/paths"
 
 # Raw git, same machine, same run.
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 for _ in $(seq 20); do cat "$work/commits"; done > "$work/batch-input"
 n=$(wc -l < "$work/batch-input")
 start=$(date +%s.%N)

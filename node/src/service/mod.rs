@@ -11,6 +11,7 @@ pub(crate) mod convert;
 mod diff;
 mod hook;
 mod pump;
+mod receive;
 mod refs;
 mod repository;
 mod server;

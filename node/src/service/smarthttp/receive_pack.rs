@@ -6,9 +6,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
-use crate::git::wire;
-use crate::service::hook::{Pusher, receive_pack_hooks};
 use crate::service::pump::{self, Band, Messages, OnDisconnect};
+use crate::service::receive::{ReceivePack, require_gl_id};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{PostReceivePackRequest, PostReceivePackResponse};
 
@@ -20,21 +19,22 @@ pub(super) async fn handle(
     let metadata = req.metadata().clone();
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
-    if first.gl_id.is_empty() {
-        return Err(Error::invalid_argument("empty GlId"));
-    }
+    require_gl_id(&first.gl_id)?;
     if !first.data.is_empty() {
         return Err(Error::invalid_argument("non-empty Data"));
     }
-    let path = deps.storages.repo(first.repository.as_ref())?;
-    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
-    let pusher = Pusher { gl_id: &first.gl_id, gl_username: &first.gl_username, protocol: "http" };
-    let repository = first.repository.clone().unwrap_or_default();
-    opts.hooks = Some(receive_pack_hooks(deps, &repository, &path, pusher, &metadata).await?);
-    let git = deps
-        .git
-        .spawn_duplex(wire::receive_pack(&path.path, true, false, &opts), cid.as_deref())
-        .map_err(|e| Error::failed_precondition("spawning receive-pack").with_source(e))?;
+    let git = ReceivePack {
+        repository: first.repository.as_ref(),
+        gl_id: &first.gl_id,
+        gl_username: &first.gl_username,
+        git_config_options: &first.git_config_options,
+        git_protocol: &first.git_protocol,
+        protocol: "http",
+        stateless: true,
+    }
+    .start(deps, &metadata, cid.as_deref())
+    .await?
+    .map_err(|e| Error::failed_precondition("spawning receive-pack").with_source(e))?;
     let (tx, responses) = pump::channel();
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };

@@ -7,9 +7,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
-use crate::git::wire;
-use crate::service::hook::{Pusher, receive_pack_hooks};
 use crate::service::pump::{self, Band, HUNG_UP, Messages, OnDisconnect};
+use crate::service::receive::{ReceivePack, require_gl_id};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{ExitStatus, SshReceivePackRequest, SshReceivePackResponse};
 
@@ -22,21 +21,22 @@ pub(super) async fn handle(
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     // Upstream's order: the user, the data, then the repository.
-    if first.gl_id.is_empty() {
-        return Err(Error::invalid_argument("empty GlId"));
-    }
+    require_gl_id(&first.gl_id)?;
     if !first.stdin.is_empty() {
         return Err(Error::invalid_argument("non-empty data in first request"));
     }
-    let path = deps.storages.repo(first.repository.as_ref())?;
-    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
-    let pusher = Pusher { gl_id: &first.gl_id, gl_username: &first.gl_username, protocol: "ssh" };
-    let repository = first.repository.clone().unwrap_or_default();
-    opts.hooks = Some(receive_pack_hooks(deps, &repository, &path, pusher, &metadata).await?);
-    let git = deps
-        .git
-        .spawn_duplex(wire::receive_pack(&path.path, false, false, &opts), cid.as_deref())
-        .map_err(|e| Error::internal("start cmd", e))?;
+    let git = ReceivePack {
+        repository: first.repository.as_ref(),
+        gl_id: &first.gl_id,
+        gl_username: &first.gl_username,
+        git_config_options: &first.git_config_options,
+        git_protocol: &first.git_protocol,
+        protocol: "ssh",
+        stateless: false,
+    }
+    .start(deps, &metadata, cid.as_deref())
+    .await?
+    .map_err(|e| Error::internal("start cmd", e))?;
     let (tx, responses) = pump::channel();
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };
