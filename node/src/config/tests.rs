@@ -143,3 +143,19 @@ fn git_config_keys() {
     assert!(!validate::valid_git_config_key("-c.x"));
     assert!(!validate::valid_git_config_key("core.x y"));
 }
+
+#[test]
+fn runtime_dir_too_long_for_the_internal_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = dir.path().join("r".repeat(80));
+    std::fs::create_dir(&long).expect("mkdir");
+    let text = format!(
+        "socket_path = \"{d}/gitaly.socket\"\nruntime_dir = \"{r}\"\n[[storage]]\nname = \"default\"\npath = \"{d}\"\n",
+        d = dir.path().display(),
+        r = long.display()
+    );
+    let errs = Config::from_toml(&text).expect("parses").config.validate().expect_err("invalid");
+    assert_eq!(errs.0.len(), 1, "{errs:?}");
+    assert_eq!(errs.0[0].key, "runtime_dir");
+    assert!(errs.0[0].message.contains("internal socket"), "{}", errs.0[0].message);
+}

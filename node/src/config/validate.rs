@@ -5,6 +5,9 @@ use super::Config;
 use std::fmt;
 use std::path::Path;
 
+/// sockaddr_un holds 108 bytes including the terminator.
+const MAX_SOCKET_PATH: usize = 107;
+
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
@@ -104,8 +107,7 @@ impl Config {
             }
         }
         if let Some(socket) = &self.socket_path {
-            // sockaddr_un holds 108 bytes including the terminator.
-            if socket.as_os_str().len() > 107 {
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
                 errs.push("socket_path", format!("{socket:?} is too long for a Unix socket"));
             }
         }
@@ -124,6 +126,16 @@ impl Config {
         }
         if let Some(d) = &self.runtime_dir {
             errs.dir_exists("runtime_dir", d);
+            // The internal socket for gitaly-hooks lives below the
+            // per-process directory; check it with the largest pid Linux
+            // hands out so the node cannot fail later at bind time.
+            let internal = crate::hooks::internal_socket(&d.join("gitaly-4194304"));
+            if internal.as_os_str().len() > MAX_SOCKET_PATH {
+                errs.push(
+                    "runtime_dir",
+                    format!("{d:?} is too long: the internal socket {internal:?} would not fit a Unix socket path"),
+                );
+            }
         }
 
         self.validate_storages(&mut errs);
