@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Wire-protocol benchmark on the read benchmark's repository (20,000 commits,
 # 1,502 refs), all in one run on one machine:
-#   1. `git clone --bare` through gitaly-ssh (sidechannel) and through the
-#      gitaly-http front door, against `git clone --bare --no-local` of the
-#      bare repository directly (median of RUNS, interleaved);
+#   1. `git clone --bare` (protocol v2) through gitaly-ssh (sidechannel) and
+#      through the gitaly-http front door, against `git clone --bare
+#      --no-local` of the bare repository directly (median of RUNS,
+#      interleaved);
 #   2. with `[pack_objects_cache]` on: the node's CPU for the first clone of
 #      a state and for repeated clones of the same state;
 #   3. 8 concurrent clones, against 8 concurrent `git clone --no-local`;
@@ -32,7 +33,7 @@ ssh_git() {
     local name="$1" mode="$2"; shift 2
     GIT_SSH_COMMAND="$bin/gitaly-ssh $mode" GIT_SSH_VARIANT=simple \
         GITALY_ADDRESS="unix:$work/$name.socket" GITALY_USE_SIDECHANNEL=1 \
-        GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"'"${REL:-bench.git}"'","glRepository":"project-1"}'"${PAYLOAD_EXTRA:-}"'}' \
+        GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"'"${REL:-bench.git}"'","glRepository":"project-1"},"gitProtocol":"version=2"'"${PAYLOAD_EXTRA:-}"'}' \
         git "$@"
 }
 
