@@ -11,10 +11,13 @@ mod find_merge_base;
 mod get_archive;
 mod get_file_attributes;
 mod get_raw_changes;
+mod get_snapshot;
 mod has_local_branches;
+mod internal;
 mod object_format;
 mod objects_size;
 mod remove_repository;
+mod replicate_repository;
 mod repository_exists;
 mod repository_info;
 mod search_files;
@@ -193,6 +196,19 @@ impl repository_service_server::RepositoryService for RepositoryService {
     ) -> Result<Response<ObjectsSizeResponse>, Status> {
         let cid = correlation_id(&req);
         respond(objects_size::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn get_snapshot(&self, req: Request<GetSnapshotRequest>) -> StreamResult<GetSnapshotResponse> {
+        respond(get_snapshot::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn replicate_repository(
+        &self,
+        req: Request<ReplicateRepositoryRequest>,
+    ) -> Result<Response<ReplicateRepositoryResponse>, Status> {
+        let cid = correlation_id(&req);
+        let (metadata, _, req) = req.into_parts();
+        respond(replicate_repository::handle(&self.deps, &metadata, req, cid.as_deref()).await)
     }
 }
 
