@@ -343,6 +343,17 @@ pub struct FetchOutcome {
     pub repo_changed: bool,
 }
 
+/// Only network transports may be used with request-supplied URLs: a local
+/// path or `file://` URL would let a caller copy any repository (or other
+/// git directory) the node can read.
+fn network_protocols_only(cmd: GitCommand) -> GitCommand {
+    cmd.config("protocol.allow", "never")
+        .config("protocol.http.allow", "always")
+        .config("protocol.https.allow", "always")
+        .config("protocol.git.allow", "always")
+        .config("protocol.ssh.allow", "always")
+}
+
 /// Name of the ad-hoc remote (it exists only in the command's configuration).
 const ADHOC_REMOTE: &str = "inmemory";
 
@@ -354,7 +365,7 @@ pub async fn fetch_url(
     opts: &FetchUrlOptions,
     correlation_id: Option<&str>,
 ) -> Result<FetchOutcome, GitError> {
-    let mut cmd = GitCommand::new(Subcommand::Fetch)
+    let mut cmd = network_protocols_only(GitCommand::new(Subcommand::Fetch))
         .git_dir(repo)
         .flag("--no-write-fetch-head")
         .flag("--porcelain")
@@ -427,7 +438,7 @@ pub async fn clone_url(
     correlation_id: Option<&str>,
 ) -> Result<(), GitError> {
     use base64::Engine as _;
-    let mut cmd = GitCommand::new(Subcommand::Clone)
+    let mut cmd = network_protocols_only(GitCommand::new(Subcommand::Clone))
         .flag("--quiet")
         .flag(if mirror { "--mirror" } else { "--bare" })
         .config("core.hooksPath", "/dev/null");

@@ -14,7 +14,7 @@ use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::*;
 use futures::StreamExt as _;
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -257,4 +257,334 @@ async fn get_snapshot_holds_refs_and_objects_only() {
         .await
         .expect_err("no storage");
     assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+/// A running `gitaly-http` in front of `node`; dropping it kills the process.
+struct HttpFrontDoor {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl HttpFrontDoor {
+    fn start(node: &Node, storage: &str) -> Self {
+        let mut child = Command::new(GITALY_HTTP)
+            .args(["--listen", "127.0.0.1:0", "--storage", storage, "--address"])
+            .arg(format!("unix:{}", node.socket.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("gitaly-http starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address");
+        let addr = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
+        Self { child, addr }
+    }
+
+    fn url(&self, relative: &str) -> String {
+        format!("http://{}/{relative}", self.addr)
+    }
+}
+
+impl Drop for HttpFrontDoor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Accepts one HTTP request on loopback, answers 401 and returns its head.
+async fn capture_request() -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 8192];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_fork_across_and_within_nodes() {
+    let (a, b) = (node_named("alpha").await, node_named("beta").await);
+    let src = TestRepo::create(&a.storage, "src.git", Format::Sha256);
+    let one = src.commit_on("main", &[("a", "a\n")], "one");
+    src.commit_on("topic", &[("b", "b\n")], "two");
+    src.git(&["tag", "v1", &one]);
+    let s = servers(&[("alpha", &a), ("beta", &b)]);
+    let fork = |target: Repository, revision: &[u8]| CreateForkRequest {
+        repository: Some(target),
+        source_repository: Some(repo("alpha", "src.git")),
+        revision: revision.to_vec(),
+    };
+
+    // Another node: every branch and tag, HEAD as on the source, no origin.
+    client(&b).await.create_fork(with_servers(fork(repo("beta", "fork.git"), b""), &s)).await.expect("fork");
+    let forked = b.storage.join("fork.git");
+    let expected: String = refs(&src.path);
+    assert_eq!(refs(&forked), expected);
+    fsck(&forked);
+    assert!(!std::fs::read_to_string(forked.join("config")).expect("config").contains("remote"));
+    assert_eq!(git(Some(&forked), &["rev-parse", "--show-object-format"]), "sha256");
+
+    // The same node, one branch only.
+    client(&a)
+        .await
+        .create_fork(with_servers(fork(repo("alpha", "one.git"), b"refs/heads/topic"), &s))
+        .await
+        .expect("single-branch fork");
+    let one_branch = a.storage.join("one.git");
+    assert_eq!(git(Some(&one_branch), &["for-each-ref", "--format=%(refname)"]), "refs/heads/topic");
+    assert_eq!(git(Some(&one_branch), &["symbolic-ref", "HEAD"]), "refs/heads/topic");
+
+    // Errors: the target exists, bad revision, bad source, no metadata.
+    let err =
+        client(&b).await.create_fork(with_servers(fork(repo("beta", "fork.git"), b""), &s)).await.expect_err("exists");
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains("repository exists already"), "{}", err.message());
+    let err = client(&b)
+        .await
+        .create_fork(with_servers(fork(repo("beta", "bad.git"), b"refs/tags/v1"), &s))
+        .await
+        .expect_err("not a branch");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mut req = fork(repo("beta", "bad.git"), b"");
+    req.source_repository = Some(repo("", "src.git"));
+    let err = client(&b).await.create_fork(with_servers(req, &s)).await.expect_err("no storage");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("validating source repository"), "{}", err.message());
+    let err = client(&b).await.create_fork(fork(repo("beta", "bad.git"), b"")).await.expect_err("no metadata");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    let mut req = fork(repo("beta", "bad.git"), b"");
+    req.source_repository = Some(repo("alpha", "missing.git"));
+    let err = client(&b).await.create_fork(with_servers(req, &s)).await.expect_err("missing source");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!b.storage.join("bad.git").exists());
+    assert_no_temp_dirs(&b.storage);
+    assert_no_temp_dirs(&a.storage);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_source_branch_present_and_missing() {
+    let (a, b) = (node_named("alpha").await, node_named("beta").await);
+    let src = TestRepo::create(&a.storage, "src.git", Format::Sha1);
+    src.commit_on("main", &[("a", "a\n")], "one");
+    let feature = src.commit_on("feature", &[("f", "f\n")], "feature");
+    let dst = TestRepo::create(&b.storage, "dst.git", Format::Sha1);
+    let dst_main = dst.commit_on("main", &[("z", "z\n")], "other history");
+    let s = servers(&[("alpha", &a), ("beta", &b)]);
+    let req = |branch: &[u8], target: &[u8], expected: &str| FetchSourceBranchRequest {
+        repository: Some(repo("beta", "dst.git")),
+        source_repository: Some(repo("alpha", "src.git")),
+        source_branch: branch.to_vec(),
+        target_ref: target.to_vec(),
+        expected_target_old_oid: expected.to_owned(),
+    };
+
+    let r = client(&b)
+        .await
+        .fetch_source_branch(with_servers(req(b"feature", b"refs/merge-requests/1/head", ""), &s))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert!(r.result);
+    assert_eq!(dst.git(&["rev-parse", "refs/merge-requests/1/head"]), feature);
+    fsck(&dst.path);
+
+    let r = client(&b)
+        .await
+        .fetch_source_branch(with_servers(req(b"no-such-branch", b"refs/merge-requests/2/head", ""), &s))
+        .await
+        .expect("missing branch")
+        .into_inner();
+    assert!(!r.result);
+    assert!(!dst.git(&["for-each-ref", "--format=%(refname)"]).contains("merge-requests/2"));
+
+    // expected_target_old_oid guards the update.
+    let err = client(&b)
+        .await
+        .fetch_source_branch(with_servers(req(b"feature", b"refs/heads/main", &feature), &s))
+        .await
+        .expect_err("stale expectation");
+    assert_ne!(err.code(), Code::Ok);
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/main"]), dst_main);
+    let r = client(&b)
+        .await
+        .fetch_source_branch(with_servers(req(b"feature", b"refs/heads/main", &dst_main), &s))
+        .await
+        .expect("matching expectation")
+        .into_inner();
+    assert!(r.result);
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/main"]), feature);
+
+    // Source and target the same repository: resolved locally.
+    let mut same = req(b"main", b"refs/heads/copy", "");
+    same.source_repository = Some(repo("beta", "dst.git"));
+    let r = client(&b).await.fetch_source_branch(with_servers(same, &s)).await.expect("same repo").into_inner();
+    assert!(r.result);
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/copy"]), feature);
+
+    for (branch, target, code) in [
+        (&b""[..], &b"refs/x"[..], Code::InvalidArgument),
+        (b"-evil", b"refs/x", Code::InvalidArgument),
+        (b"feature", b"a b", Code::InvalidArgument),
+    ] {
+        let err = client(&b)
+            .await
+            .fetch_source_branch(with_servers(req(branch, target, ""), &s))
+            .await
+            .expect_err("bad input");
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+    let err = client(&b).await.fetch_source_branch(req(b"feature", b"refs/x", "")).await.expect_err("no metadata");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_remote_over_http_reports_changes() {
+    let (a, b) = (node_named("alpha").await, node_named("beta").await);
+    let src = TestRepo::create(&a.storage, "src.git", Format::Sha1);
+    let one = src.commit_on("main", &[("a", "a\n")], "one");
+    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&a, "alpha"));
+    let dst = TestRepo::create(&b.storage, "dst.git", Format::Sha1);
+    dst.commit_on("stale", &[("s", "s\n")], "only here");
+    let fetch = |check_tags: bool, no_tags: bool| FetchRemoteRequest {
+        repository: Some(repo("beta", "dst.git")),
+        remote_params: Some(Remote { url: front.url("src.git"), ..Default::default() }),
+        check_tags_changed: check_tags,
+        no_tags,
+        force: true,
+        timeout: 60,
+        ..Default::default()
+    };
+    let call = |r: FetchRemoteRequest| {
+        let b = &b;
+        async move { client(b).await.fetch_remote(r).await.map(tonic::Response::into_inner) }
+    };
+
+    let r = call(fetch(true, false)).await.expect("first fetch");
+    assert!(r.repo_changed && !r.tags_changed, "{r:?}");
+    assert_eq!(dst.git(&["for-each-ref", "--format=%(objectname) %(refname)"]), format!("{one} refs/heads/main"));
+
+    let r = call(fetch(true, false)).await.expect("nothing new");
+    assert!(!r.repo_changed && !r.tags_changed, "{r:?}");
+    let r = call(fetch(false, false)).await.expect("unchecked");
+    assert!(r.tags_changed, "unchecked answers true");
+
+    // --no-tags stops tag following; an explicit heads-only refmap then
+    // leaves the new tag behind.
+    src.git(&["tag", "v1", &one]);
+    let mut no_tags = fetch(true, true);
+    no_tags.remote_params.as_mut().expect("params").mirror_refmaps = vec!["heads".into()];
+    let r = call(no_tags).await.expect("no tags");
+    assert!(!r.repo_changed && !r.tags_changed, "{r:?}");
+    let r = call(fetch(true, false)).await.expect("tag");
+    assert!(r.repo_changed && r.tags_changed, "{r:?}");
+    assert_eq!(dst.git(&["rev-parse", "refs/tags/v1"]), one);
+    fsck(&dst.path);
+
+    // Only heads, by refmap.
+    let two = src.commit_on("main", &[("b", "b\n")], "two");
+    src.git(&["tag", "v2", &two]);
+    let mut heads = fetch(true, true);
+    heads.remote_params.as_mut().expect("params").mirror_refmaps = vec!["heads".into()];
+    let r = call(heads).await.expect("heads");
+    assert!(r.repo_changed && !r.tags_changed, "{r:?}");
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/main"]), two);
+
+    // The authorization header is sent.
+    let (url, captured) = capture_request().await;
+    let mut auth = fetch(false, false);
+    auth.remote_params = Some(Remote {
+        url: format!("{url}/x.git"),
+        http_authorization_header: "Bearer s3cret".into(),
+        ..Default::default()
+    });
+    let err = call(auth).await.expect_err("401");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(captured.await.expect("request").contains("Authorization: Bearer s3cret"));
+
+    // Bad input and local paths.
+    let mut no_params = fetch(false, false);
+    no_params.remote_params = None;
+    assert_eq!(call(no_params).await.expect_err("params").code(), Code::InvalidArgument);
+    let mut empty = fetch(false, false);
+    empty.remote_params = Some(Remote::default());
+    assert_eq!(call(empty).await.expect_err("url").code(), Code::InvalidArgument);
+    let mut local = fetch(false, false);
+    local.remote_params = Some(Remote { url: src.path.display().to_string(), ..Default::default() });
+    assert_eq!(call(local).await.expect_err("local path").code(), Code::Internal);
+    let mut missing = fetch(false, false);
+    missing.repository = Some(repo("beta", "missing.git"));
+    assert_eq!(call(missing).await.expect_err("missing").code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_repository_from_url_over_http() {
+    let (a, b) = (node_named("alpha").await, node_named("beta").await);
+    let source = copy_repo(&a.storage, Format::Sha1, "long");
+    let relative = rel(Format::Sha1, "long");
+    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&a, "alpha"));
+    let create = |target: &str, url: String, mirror: bool| CreateRepositoryFromUrlRequest {
+        repository: Some(repo("beta", target)),
+        url,
+        mirror,
+        ..Default::default()
+    };
+
+    client(&b)
+        .await
+        .create_repository_from_url(create("mirror.git", front.url(&relative), true))
+        .await
+        .expect("mirror");
+    let mirror = b.storage.join("mirror.git");
+    assert_eq!(refs(&mirror), refs(&source));
+    fsck(&mirror);
+    assert!(!std::fs::read_to_string(mirror.join("config")).expect("config").contains("remote"));
+
+    client(&b).await.create_repository_from_url(create("bare.git", front.url(&relative), false)).await.expect("bare");
+    let bare = b.storage.join("bare.git");
+    let heads =
+        |p: &Path| git(Some(p), &["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags"]);
+    assert_eq!(heads(&bare), heads(&source));
+
+    let err = client(&b)
+        .await
+        .create_repository_from_url(create("bare.git", front.url(&relative), false))
+        .await
+        .expect_err("exists");
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+
+    // Credentials in the URL become a Basic header, not config.
+    let (url, captured) = capture_request().await;
+    let with_user = url.replace("http://", "http://user:pa%40ss@") + "/x.git";
+    let err = client(&b).await.create_repository_from_url(create("auth.git", with_user, false)).await.expect_err("401");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    let expected = base64::engine::general_purpose::STANDARD.encode("user:pa@ss");
+    assert!(captured.await.expect("request").contains(&format!("Authorization: Basic {expected}")));
+
+    for (target, url, code) in [
+        ("x.git", String::new(), Code::InvalidArgument),
+        ("x.git", front.url("missing.git"), Code::Internal),
+        ("x.git", source.display().to_string(), Code::Internal),
+    ] {
+        let err = client(&b).await.create_repository_from_url(create(target, url, false)).await.expect_err("bad");
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+    let mut bad_address = create("x.git", front.url(&relative), false);
+    bad_address.resolved_address = "not-an-ip".into();
+    let err = client(&b).await.create_repository_from_url(bad_address).await.expect_err("resolved address");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(!b.storage.join("x.git").exists() && !b.storage.join("auth.git").exists());
+    assert_no_temp_dirs(&b.storage);
 }
