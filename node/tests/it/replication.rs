@@ -150,7 +150,9 @@ async fn replicate_repository_bad_input() {
     src.commit_on("main", &[("a", "a\n")], "one");
     let s = servers(&[("alpha", &a), ("beta", &b)]);
     let before = snapshot(&b.storage);
-    let cases: Vec<(Option<Repository>, Option<Repository>, Option<&str>, Code, &str)> = vec![
+    /// Target, source, gitaly-servers, expected code, expected message part.
+    type Case<'a> = (Option<Repository>, Option<Repository>, Option<&'a str>, Code, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (None, Some(repo("alpha", "src.git")), Some(&s), Code::InvalidArgument, "repository not set"),
         (Some(repo("beta", "t.git")), None, Some(&s), Code::InvalidArgument, "source repository cannot be empty"),
         (Some(repo("beta", "t.git")), Some(repo("beta", "x.git")), Some(&s), Code::InvalidArgument, "same storage"),
