@@ -36,6 +36,10 @@ pub enum Subcommand {
     UploadPack,
     ReceivePack,
     UploadArchive,
+    /// `git fetch` from another node (through gitaly-ssh) or a remote URL.
+    Fetch,
+    /// `git clone --bare` for forks and repositories created from a URL.
+    Clone,
 }
 
 impl Subcommand {
@@ -57,6 +61,8 @@ impl Subcommand {
             Self::UploadPack => "upload-pack",
             Self::ReceivePack => "receive-pack",
             Self::UploadArchive => "upload-archive",
+            Self::Fetch => "fetch",
+            Self::Clone => "clone",
         })
     }
 
@@ -67,7 +73,14 @@ impl Subcommand {
         // directory, so it is left out there.
         matches!(
             self,
-            Self::RevParse | Self::Diff | Self::FormatPatch | Self::RangeDiff | Self::UploadPack | Self::ReceivePack
+            Self::RevParse
+                | Self::Diff
+                | Self::FormatPatch
+                | Self::RangeDiff
+                | Self::UploadPack
+                | Self::ReceivePack
+                | Self::Fetch
+                | Self::Clone
         )
     }
 }

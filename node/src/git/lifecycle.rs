@@ -153,3 +153,52 @@ pub async fn remove(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
     tokio::task::spawn_blocking(move || drop(staged));
     Ok(())
 }
+
+/// Creates the repository at `target` by letting `seed` build it at a fresh
+/// path inside `tmp_root` (by `git init`, `git clone`, a snapshot...), then
+/// moving the result into place as [`create`] does. A failing seed leaves
+/// nothing behind; so does a target that appeared meanwhile.
+pub async fn create_seeded<E, F, Fut>(target: &Path, tmp_root: &Path, seed: F) -> Result<(), E>
+where
+    E: From<GitError>,
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    if exists(target) {
+        return Err(GitError::AlreadyExists("repository exists already").into());
+    }
+    std::fs::create_dir_all(tmp_root).map_err(GitError::io("create temporary directory"))?;
+    let staging = tempfile::Builder::new()
+        .prefix("create-")
+        .tempdir_in(tmp_root)
+        .map_err(GitError::io("create temporary directory"))?;
+    let new_repo = staging.path().join("repo.git");
+    seed(new_repo.clone()).await?;
+    let target = target.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+        File::create(new_repo.join(FULL_REPACK_TIMESTAMP)).map_err(GitError::io("write full-repack timestamp"))?;
+        sync_tree(&new_repo).map_err(GitError::io("sync new repository"))?;
+        let _lock = RepoLock::acquire(&target)?;
+        if exists(&target) {
+            return Err(GitError::AlreadyExists("repository exists already"));
+        }
+        std::fs::rename(&new_repo, &target).map_err(GitError::io("move repository into place"))?;
+        if let Some(parent) = target.parent() {
+            sync_dir(parent).map_err(GitError::io("sync parent directory"))?;
+        }
+        drop(staging);
+        Ok(())
+    })
+    .await
+    .map_err(|e| GitError::Io { step: "create repository", source: std::io::Error::other(e) })??;
+    Ok(())
+}
+
+/// Moves whatever sits at `target` (a directory that is not a valid
+/// repository) out of the way into `tmp_root`, where it is deleted.
+pub async fn discard_invalid(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
+    if !exists(target) {
+        return Ok(());
+    }
+    remove(target, tmp_root).await
+}

@@ -16,6 +16,7 @@ mod hostile_paths;
 mod observability;
 mod read_freshness;
 mod ref_service;
+mod replication;
 mod repository_reads;
 mod repository_service;
 mod server_service;

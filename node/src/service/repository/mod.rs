@@ -4,17 +4,24 @@
 mod calculate_checksum;
 mod config;
 mod create_bundle;
+mod create_fork;
 mod create_repository;
+mod create_repository_from_url;
 mod custom_hooks;
+mod fetch_remote;
+mod fetch_source_branch;
 mod find_license;
 mod find_merge_base;
 mod get_archive;
 mod get_file_attributes;
 mod get_raw_changes;
+mod get_snapshot;
 mod has_local_branches;
+mod internal;
 mod object_format;
 mod objects_size;
 mod remove_repository;
+mod replicate_repository;
 mod repository_exists;
 mod repository_info;
 mod search_files;
@@ -193,6 +200,47 @@ impl repository_service_server::RepositoryService for RepositoryService {
     ) -> Result<Response<ObjectsSizeResponse>, Status> {
         let cid = correlation_id(&req);
         respond(objects_size::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn get_snapshot(&self, req: Request<GetSnapshotRequest>) -> StreamResult<GetSnapshotResponse> {
+        respond(get_snapshot::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn replicate_repository(
+        &self,
+        req: Request<ReplicateRepositoryRequest>,
+    ) -> Result<Response<ReplicateRepositoryResponse>, Status> {
+        let cid = correlation_id(&req);
+        let (metadata, _, req) = req.into_parts();
+        respond(replicate_repository::handle(&self.deps, &metadata, req, cid.as_deref()).await)
+    }
+
+    async fn create_fork(&self, req: Request<CreateForkRequest>) -> Result<Response<CreateForkResponse>, Status> {
+        let cid = correlation_id(&req);
+        let (metadata, _, req) = req.into_parts();
+        respond(create_fork::handle(&self.deps, &metadata, req, cid.as_deref()).await)
+    }
+
+    async fn fetch_source_branch(
+        &self,
+        req: Request<FetchSourceBranchRequest>,
+    ) -> Result<Response<FetchSourceBranchResponse>, Status> {
+        let cid = correlation_id(&req);
+        let (metadata, _, req) = req.into_parts();
+        respond(fetch_source_branch::handle(&self.deps, &metadata, req, cid.as_deref()).await)
+    }
+
+    async fn fetch_remote(&self, req: Request<FetchRemoteRequest>) -> Result<Response<FetchRemoteResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(fetch_remote::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn create_repository_from_url(
+        &self,
+        req: Request<CreateRepositoryFromUrlRequest>,
+    ) -> Result<Response<CreateRepositoryFromUrlResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(create_repository_from_url::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
     }
 }
 
