@@ -141,9 +141,7 @@ pub fn upload_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOpt
     request.config.retain(|(k, _)| !k.eq_ignore_ascii_case(PACK_OBJECTS_HOOK));
     cmd = apply(cmd.arg(repo), &request);
     if let Some(h) = &opts.hooks {
-        cmd = cmd
-            .config(PACK_OBJECTS_HOOK, &h.binary.to_string_lossy())
-            .env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
+        cmd = cmd.config(PACK_OBJECTS_HOOK, &h.binary.to_string_lossy()).env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
         if let Some(d) = &h.log_dir {
             cmd = cmd.env("GITALY_LOG_DIR", d.clone());
         }

@@ -202,7 +202,9 @@ impl PackCache {
             metrics.lookups.clone(),
         );
         let enabled = Family::<EnabledLabels, Gauge>::default();
-        enabled.get_or_create(&EnabledLabels { dir: dir.clone(), max_age: settings.max_age.as_secs().to_string() }).set(1);
+        enabled
+            .get_or_create(&EnabledLabels { dir: dir.clone(), max_age: settings.max_age.as_secs().to_string() })
+            .set(1);
         registry.register(
             "gitaly_pack_objects_cache_enabled",
             "If set to 1, indicates that the cache for PackObjectsHook has been enabled in this process",
@@ -320,7 +322,8 @@ impl PackCache {
         }
         let id = self.inner.next_file.fetch_add(1, Ordering::Relaxed);
         let path = self.inner.settings.dir.join(format!("{FILE_PREFIX}{}-{id}", std::process::id()));
-        let writer = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(CacheError::Create)?;
+        let writer =
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(CacheError::Create)?;
         let reader = std::fs::File::open(&path).map_err(CacheError::Create)?;
         let now = Instant::now();
         let entry = Arc::new(Entry {
@@ -340,12 +343,16 @@ impl PackCache {
             let result = producer.produce(&mut w).await;
             let len = producing.snapshot().len;
             cache.inner.metrics.generated.inc_by(len);
-            let failed = result.is_err();
-            producing.progress.send_modify(|p| p.done = Some(result.map(|_| ()).map_err(Arc::from)));
-            if failed {
-                cache.forget(&key, &producing);
-            } else {
-                tokio::task::spawn_blocking(move || cache.enforce_size()).await.ok();
+            match result {
+                Ok(_) => {
+                    producing.progress.send_modify(|p| p.done = Some(Ok(())));
+                    tokio::task::spawn_blocking(move || cache.enforce_size()).await.ok();
+                }
+                Err(e) => {
+                    // Out of the index before anyone learns of the failure.
+                    cache.forget(&key, &producing);
+                    producing.progress.send_modify(|p| p.done = Some(Err(Arc::from(e))));
+                }
             }
         });
         Ok((entry, reader, true))
@@ -426,7 +433,11 @@ impl PackCache {
                 }
             }
         }
-        self.inner.metrics.disk_usage.get_or_create(&self.inner.metrics.dir).set(i64::try_from(usage).unwrap_or(i64::MAX));
+        self.inner
+            .metrics
+            .disk_usage
+            .get_or_create(&self.inner.metrics.dir)
+            .set(i64::try_from(usage).unwrap_or(i64::MAX));
         self.enforce_size();
     }
 
@@ -541,5 +552,141 @@ impl AsyncWrite for Counting<'_> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut *self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `data` in two halves, pausing in between, or fails after the
+    /// first half.
+    struct Fake {
+        data: Vec<u8>,
+        fail: bool,
+        runs: Arc<AtomicU64>,
+    }
+
+    impl Producer for Fake {
+        fn produce<'a>(
+            self: Box<Self>,
+            out: &'a mut (dyn AsyncWrite + Unpin + Send),
+        ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
+            Box::pin(async move {
+                self.runs.fetch_add(1, Ordering::Relaxed);
+                let half = self.data.len() / 2;
+                out.write_all(&self.data[..half]).await.map_err(|e| e.to_string())?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if self.fail {
+                    return Err("boom".to_owned());
+                }
+                out.write_all(&self.data[half..]).await.map_err(|e| e.to_string())?;
+                Ok(self.data.len() as u64)
+            })
+        }
+    }
+
+    fn cache(dir: &Path, max_size: u64) -> PackCache {
+        let settings = Settings { dir: dir.to_owned(), max_age: Duration::from_secs(60), max_size, min_occurrences: 0 };
+        PackCache::new(settings, &mut Registry::default()).expect("cache")
+    }
+
+    fn fake(data: &[u8], fail: bool, runs: &Arc<AtomicU64>) -> Box<dyn Producer> {
+        Box::new(Fake { data: data.to_vec(), fail, runs: runs.clone() })
+    }
+
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).expect("dir").count()
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_follow_one_generation() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let c = cache(tmp.path(), u64::MAX);
+        let runs = Arc::new(AtomicU64::new(0));
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let fetch = |c: PackCache| {
+            let (runs, data) = (runs.clone(), data.clone());
+            async move {
+                let mut out = Vec::new();
+                let f = c.fetch("k", &mut out, fake(&data, false, &runs)).await.expect("fetch");
+                (f, out)
+            }
+        };
+        let (a, b, d) = tokio::join!(fetch(c.clone()), fetch(c.clone()), fetch(c.clone()));
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        assert_eq!([a.0.created, b.0.created, d.0.created].iter().filter(|c| **c).count(), 1);
+        for (f, out) in [a, b, d] {
+            assert_eq!(out, data);
+            assert_eq!(f.served, data.len() as u64);
+        }
+        assert_eq!(files(tmp.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_generations_are_never_served() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let c = cache(tmp.path(), u64::MAX);
+        let runs = Arc::new(AtomicU64::new(0));
+        let (mut o1, mut o2) = (Vec::new(), Vec::new());
+        let (r1, r2) = tokio::join!(
+            c.fetch("k", &mut o1, fake(b"0123456789", true, &runs)),
+            c.fetch("k", &mut o2, fake(b"0123456789", true, &runs)),
+        );
+        assert!(matches!(r1, Err(CacheError::Generate(_))), "{r1:?}");
+        assert!(matches!(r2, Err(CacheError::Generate(_))), "{r2:?}");
+        assert_eq!(runs.load(Ordering::Relaxed), 1, "the waiting reader shared the failure");
+        assert!(c.is_empty());
+        assert_eq!(files(tmp.path()), 0, "the partial file is gone");
+        let mut out = Vec::new();
+        let f = c.fetch("k", &mut out, fake(b"0123456789", false, &runs)).await.expect("regenerated");
+        assert!(f.created);
+        assert_eq!(out, b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn size_bound_evicts_the_least_recently_used() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let c = cache(tmp.path(), 25);
+        let runs = Arc::new(AtomicU64::new(0));
+        let ten = b"0123456789";
+        let mut sink = Vec::new();
+        for key in ["a", "b", "a", "c"] {
+            c.fetch(key, &mut sink, fake(ten, false, &runs)).await.expect("fetch");
+            // Eviction runs after the producer finished.
+            for _ in 0..50 {
+                if c.len() <= 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 3, "the second `a` was a hit");
+        let st = c.lock();
+        let mut keys: Vec<&String> = st.index.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["a", "c"], "`b` was used least recently");
+        drop(st);
+        assert_eq!(files(tmp.path()), 2);
+    }
+
+    #[tokio::test]
+    async fn min_occurrences_keeps_unique_keys_out() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let settings = Settings {
+            dir: tmp.path().to_owned(),
+            max_age: Duration::from_secs(60),
+            max_size: u64::MAX,
+            min_occurrences: 1,
+        };
+        let c = PackCache::new(settings, &mut Registry::default()).expect("cache");
+        let runs = Arc::new(AtomicU64::new(0));
+        let mut out = Vec::new();
+        assert!(c.fetch("k", &mut out, fake(b"ab", false, &runs)).await.expect("1").created);
+        assert!(c.is_empty());
+        assert!(c.fetch("k", &mut out, fake(b"ab", false, &runs)).await.expect("2").created);
+        assert!(!c.fetch("k", &mut out, fake(b"ab", false, &runs)).await.expect("3").created);
+        assert_eq!(out, b"ababab");
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
     }
 }

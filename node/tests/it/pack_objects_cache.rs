@@ -129,9 +129,8 @@ fn cache_dir(node: &Node) -> PathBuf {
 }
 
 fn cache_files(node: &Node) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(cache_dir(node))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(cache_dir(node)).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     files.sort();
     files
 }
@@ -305,8 +304,9 @@ async fn a_new_push_changes_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_expire_after_max_age() {
-    let node = cached_node(|c| c.pack_objects_cache.max_age = Some(cairn_node::config::GoDuration(Duration::from_secs(1))))
-        .await;
+    let node =
+        cached_node(|c| c.pack_objects_cache.max_age = Some(cairn_node::config::GoDuration(Duration::from_secs(1))))
+            .await;
     let source = copy_repo(&node.storage, Format::Sha1, "long");
     let relative = rel(Format::Sha1, "long");
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -325,7 +325,10 @@ async fn entries_expire_after_max_age() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(cache_files(&node), Vec::<PathBuf>::new());
-    assert_eq!(metric(&node, &format!(r#"gitaly_streamcache_index_entries{{dir="{}"}}"#, cache_dir(&node).display())).await, 0.0);
+    assert_eq!(
+        metric(&node, &format!(r#"gitaly_streamcache_index_entries{{dir="{}"}}"#, cache_dir(&node).display())).await,
+        0.0
+    );
     assert_no_leftovers(&node).await;
 }
 
@@ -390,8 +393,12 @@ async fn cache_disabled_still_clones_and_requests_cannot_set_the_hook() {
     // A request naming its own hook is ignored: the clone still works.
     let extra = r#","gitConfigOptions":["uploadpack.packObjectsHook=/nonexistent/hook"]"#;
     let m = tmp.path().join("m.git");
-    git_ok(None, &["clone", "--mirror", "--quiet", "ssh://gitaly/r.git", m.to_str().expect("utf-8")], ssh_env(&node, &relative, extra))
-        .await;
+    git_ok(
+        None,
+        &["clone", "--mirror", "--quiet", "ssh://gitaly/r.git", m.to_str().expect("utf-8")],
+        ssh_env(&node, &relative, extra),
+    )
+    .await;
     assert_fsck_and_refs(&m, &source);
     assert_eq!(lookups(&node).await, Lookups { miss: 0.0, hit: 0.0 }, "no hook ran");
     assert!(!cache_dir(&node).exists(), "no cache directory without the cache");
@@ -401,8 +408,12 @@ async fn cache_disabled_still_clones_and_requests_cannot_set_the_hook() {
     let node = cached_node(|_| {}).await;
     copy_repo(&node.storage, Format::Sha1, "long");
     let m = tmp.path().join("n.git");
-    git_ok(None, &["clone", "--mirror", "--quiet", "ssh://gitaly/r.git", m.to_str().expect("utf-8")], ssh_env(&node, &relative, extra))
-        .await;
+    git_ok(
+        None,
+        &["clone", "--mirror", "--quiet", "ssh://gitaly/r.git", m.to_str().expect("utf-8")],
+        ssh_env(&node, &relative, extra),
+    )
+    .await;
     assert_eq!(lookups(&node).await, Lookups { miss: 1.0, hit: 0.0 });
     assert_no_leftovers(&node).await;
 }
@@ -427,7 +438,11 @@ fn sidechannel(tmp: &Path) -> (PathBuf, tokio::net::UnixListener) {
     (path, l)
 }
 
-fn request(repository: Repository, args: &[&str], socket: Option<&Path>) -> tonic::Request<PackObjectsHookWithSidechannelRequest> {
+fn request(
+    repository: Repository,
+    args: &[&str],
+    socket: Option<&Path>,
+) -> tonic::Request<PackObjectsHookWithSidechannelRequest> {
     let mut req = tonic::Request::new(PackObjectsHookWithSidechannelRequest {
         repository: Some(repository),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
@@ -475,10 +490,8 @@ async fn direct_call_streams_a_pack_and_bad_input_gets_upstream_codes() {
         &["pack-objects", "--stdout", "--index-version=1"][..],
         &["--shallow-file", "/tmp/x", "pack-objects", "--stdout"][..],
     ] {
-        let e = client
-            .pack_objects_hook_with_sidechannel(request(repo.clone(), args, None))
-            .await
-            .expect_err("bad args");
+        let e =
+            client.pack_objects_hook_with_sidechannel(request(repo.clone(), args, None)).await.expect_err("bad args");
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{args:?}: {e:?}");
         assert!(e.message().starts_with("invalid pack-objects command: "), "{}", e.message());
     }

@@ -246,8 +246,12 @@ pub(in crate::service) async fn upload_pack_hooks(
         return Ok(None);
     }
     let get = |k: &str| metadata.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let user =
-        UserDetails { username: get("username"), userid: get("user_id"), protocol: protocol.to_owned(), remote_ip: get("remote_ip") };
+    let user = UserDetails {
+        username: get("username"),
+        userid: get("user_id"),
+        protocol: protocol.to_owned(),
+        remote_ip: get("remote_ip"),
+    };
     Ok(Some(hooks_for(deps, repository, path, hook::PACK_OBJECTS, user, metadata).await?))
 }
 

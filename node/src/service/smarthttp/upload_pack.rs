@@ -15,8 +15,8 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary};
-use crate::service::pump::{self, Band, Finished, Messages, OnDisconnect, Raw, Watch};
 use crate::service::hook::upload_pack_hooks;
+use crate::service::pump::{self, Band, Finished, Messages, OnDisconnect, Raw, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
     PostUploadPackRequest, PostUploadPackResponse, PostUploadPackWithSidechannelRequest,

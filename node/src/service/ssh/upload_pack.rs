@@ -18,8 +18,8 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary, Negotiation};
-use crate::service::pump::{self, Band, Finished, HUNG_UP, Messages, OnDisconnect, Sideband, Watch};
 use crate::service::hook::upload_pack_hooks;
+use crate::service::pump::{self, Band, Finished, HUNG_UP, Messages, OnDisconnect, Sideband, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
     ExitStatus, SshUploadPackRequest, SshUploadPackResponse, SshUploadPackWithSidechannelRequest,
