@@ -542,3 +542,31 @@ async fn direct_call_streams_a_pack_and_bad_input_gets_upstream_codes() {
     assert_eq!(lookups(&node).await, Lookups { miss: 1.0, hit: 1.0 });
     assert_no_leftovers(&node).await;
 }
+
+/// Shallow and partial clones make upload-pack pass `--shallow-file ""`,
+/// `--shallow` and `--filter=...`: all allowed, and cached like the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shallow_and_partial_clones_go_through_the_cache() {
+    let node = cached_node(|_| {}).await;
+    let source = copy_repo(&node.storage, Format::Sha1, "long");
+    let relative = rel(Format::Sha1, "long");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let main = git_ok(Some(source.clone()), &["rev-parse", "refs/heads/main"], vec![]).await;
+    for round in 0..2 {
+        let shallow = tmp.path().join(format!("shallow{round}.git"));
+        let s = shallow.to_str().expect("utf-8");
+        let env = ssh_env(&node, &relative, "");
+        git_ok(None, &["clone", "--bare", "--quiet", "--depth=1", "ssh://gitaly/r.git", s], env.clone()).await;
+        assert_eq!(git_ok(Some(shallow.clone()), &["rev-list", "--count", "HEAD"], vec![]).await, "1");
+        assert_eq!(git_ok(Some(shallow.clone()), &["rev-parse", "HEAD"], vec![]).await, main);
+        let partial = tmp.path().join(format!("partial{round}.git"));
+        let p = partial.to_str().expect("utf-8");
+        let args =
+            ["-c", "protocol.version=2", "clone", "--bare", "--quiet", "--filter=blob:none", "ssh://gitaly/r.git", p];
+        git_ok(None, &args, env).await;
+        let fsck = git(Some(partial.clone()), &["fsck", "--connectivity-only"], vec![]).await;
+        assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    }
+    assert_eq!(lookups(&node).await, Lookups { miss: 2.0, hit: 2.0 });
+    assert_no_leftovers(&node).await;
+}
