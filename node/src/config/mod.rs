@@ -275,6 +275,31 @@ pub struct PackObjectsCache {
     pub dir: Option<PathBuf>,
     pub max_age: Option<GoDuration>,
     pub min_occurrences: Option<i64>,
+    /// Cairn extension: bound on the bytes the cache keeps on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+}
+
+impl PackObjectsCache {
+    /// Upstream's default `max_age`.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+    /// Default `max_size` (Cairn extension): 10 GiB.
+    pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+
+    /// `max_age`, defaulting to 5 minutes as upstream (0 also means default).
+    pub fn max_age(&self) -> Duration {
+        self.max_age.map(GoDuration::get).filter(|d| !d.is_zero()).unwrap_or(Self::DEFAULT_MAX_AGE)
+    }
+
+    /// `min_occurrences`, defaulting to 1 as upstream.
+    pub fn min_occurrences(&self) -> u64 {
+        self.min_occurrences.map_or(1, |n| u64::try_from(n).unwrap_or(0))
+    }
+
+    /// `max_size`, defaulting to [`Self::DEFAULT_MAX_SIZE`].
+    pub fn max_size(&self) -> u64 {
+        self.max_size.unwrap_or(Self::DEFAULT_MAX_SIZE)
+    }
 }
 
 /// `[pack_objects_limiting]`.
@@ -397,6 +422,15 @@ impl Config {
             .secret_file
             .clone()
             .or_else(|| self.gitlab_shell.dir.as_ref().map(|d| d.join(".gitlab_shell_secret")))
+    }
+
+    /// The pack-objects cache directory: `dir`, or upstream's default
+    /// `<first storage>/+gitaly/PackObjectsCache`.
+    pub fn pack_objects_cache_dir(&self) -> Option<PathBuf> {
+        self.pack_objects_cache
+            .dir
+            .clone()
+            .or_else(|| self.storages.first().map(|s| s.path.join("+gitaly").join("PackObjectsCache")))
     }
 
     /// Global custom hooks directory, defaulting to `<gitlab-shell.dir>/hooks`.

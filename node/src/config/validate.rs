@@ -139,6 +139,13 @@ impl Config {
         }
 
         self.validate_storages(&mut errs);
+        if self.pack_objects_cache.enabled {
+            match self.pack_objects_cache_dir() {
+                None => errs.push("pack_objects_cache.dir", "not set and there is no storage to default to"),
+                Some(d) if !d.is_absolute() => errs.push("pack_objects_cache.dir", format!("{d:?} is not absolute")),
+                Some(_) => {}
+            }
+        }
 
         if !matches!(self.logging.format.to_ascii_lowercase().as_str(), "text" | "json") {
             errs.push("logging.format", format!("{:?} is not one of \"text\", \"json\"", self.logging.format));

@@ -40,6 +40,8 @@ pub enum Subcommand {
     Fetch,
     /// `git clone --bare` for forks and repositories created from a URL.
     Clone,
+    /// `git pack-objects --stdout` for the pack-objects hook.
+    PackObjects,
 }
 
 impl Subcommand {
@@ -63,6 +65,7 @@ impl Subcommand {
             Self::UploadArchive => "upload-archive",
             Self::Fetch => "fetch",
             Self::Clone => "clone",
+            Self::PackObjects => "pack-objects",
         })
     }
 
@@ -156,6 +159,8 @@ pub struct GitCommand {
     config: Vec<(String, String)>,
     env: Vec<(&'static str, OsString)>,
     stdin: Option<Vec<u8>>,
+    /// `--shallow-file ""`: ignore the repository's shallow file.
+    no_shallow_file: bool,
 }
 
 impl GitCommand {
@@ -169,6 +174,7 @@ impl GitCommand {
             config: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            no_shallow_file: false,
         }
     }
 
@@ -213,6 +219,13 @@ impl GitCommand {
     }
 
     /// Bytes fed to stdin.
+    /// The global `--shallow-file ""`, which upload-pack asks pack-objects
+    /// for when the client is shallow (the shallow info comes on stdin).
+    pub fn without_shallow_file(mut self) -> Self {
+        self.no_shallow_file = true;
+        self
+    }
+
     pub fn stdin(mut self, input: Vec<u8>) -> Self {
         self.stdin = Some(input);
         self
@@ -316,6 +329,9 @@ impl CommandFactory {
             let mut arg = OsString::from("--git-dir=");
             arg.push(dir);
             c.arg(arg);
+        }
+        if cmd.no_shallow_file {
+            c.arg("--shallow-file").arg("");
         }
         match cmd.sub.name() {
             None => {

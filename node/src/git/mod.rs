@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod object_cache;
 pub mod objects;
 pub mod objects_size;
+pub mod pack_objects;
 pub mod raw_changes;
 pub mod references;
 pub mod refs;

@@ -93,6 +93,8 @@ pub struct WireOptions {
 pub struct Hooks {
     /// The node's hooks directory (`core.hooksPath`).
     pub dir: std::path::PathBuf,
+    /// The `gitaly-hooks` binary (upload-pack's `uploadpack.packObjectsHook`).
+    pub binary: std::path::PathBuf,
     /// `GITALY_HOOKS_PAYLOAD`.
     pub payload: String,
     /// `GITALY_LOG_DIR`, where gitaly-hooks logs.
@@ -109,7 +111,17 @@ fn apply(mut cmd: GitCommand, opts: &WireOptions) -> GitCommand {
     cmd
 }
 
+/// The configuration key naming upload-pack's pack-objects hook.
+const PACK_OBJECTS_HOOK: &str = "uploadpack.packObjectsHook";
+
 /// `git upload-pack [--stateless-rpc] [--advertise-refs] <repo>`.
+///
+/// With `opts.hooks` (the pack-objects cache is on) upload-pack runs
+/// pack-objects through gitaly-hooks, which asks the node's
+/// PackObjectsHookWithSidechannel. git honours `uploadpack.packObjectsHook`
+/// only from protected configuration; the node passes it as command-line
+/// configuration, and a request's own value for the key is dropped either
+/// way, so a request can neither redirect nor disable the hook.
 pub fn upload_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOptions) -> GitCommand {
     let mut cmd = GitCommand::new(Subcommand::UploadPack)
         // Partial clones and fetching any reachable object by id, as GitLab allows.
@@ -125,7 +137,16 @@ pub fn upload_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOpt
     if advertise {
         cmd = cmd.flag("--advertise-refs");
     }
-    apply(cmd.arg(repo), opts)
+    let mut request = opts.clone();
+    request.config.retain(|(k, _)| !k.eq_ignore_ascii_case(PACK_OBJECTS_HOOK));
+    cmd = apply(cmd.arg(repo), &request);
+    if let Some(h) = &opts.hooks {
+        cmd = cmd.config(PACK_OBJECTS_HOOK, &h.binary.to_string_lossy()).env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
+        if let Some(d) = &h.log_dir {
+            cmd = cmd.env("GITALY_LOG_DIR", d.clone());
+        }
+    }
+    cmd
 }
 
 /// `git receive-pack [--stateless-rpc] [--advertise-refs] <repo>`.

@@ -1,7 +1,8 @@
 //! `gitaly-hooks`: the program git runs for a push's hooks. git invokes it
 //! through links named after the hook (`pre-receive`, `update <ref> <old>
 //! <new>`, `post-receive`, `reference-transaction <state>`); it can also be
-//! run as `gitaly-hooks <hook> [args]`. It reads `GITALY_HOOKS_PAYLOAD`,
+//! run as `gitaly-hooks <hook> [args]`. upload-pack runs it as `gitaly-hooks
+//! git pack-objects ...` (its pack-objects hook, see [`pack_objects`]). It reads `GITALY_HOOKS_PAYLOAD`,
 //! calls the node's HookService over the internal socket with its whole
 //! environment, streams stdin to the node and the node's stdout/stderr back,
 //! and exits with the status the node returns. Other failures print `error
@@ -16,12 +17,14 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tonic::Request;
 
 use super::payload::{self, HooksPayload, hook};
+use super::sidechannel;
 use crate::client::stdio::{StdioResponse, requests};
 use crate::client::{DialError, DialOptions};
 use cairn_proto::gitaly::hook_service_client::HookServiceClient;
 use cairn_proto::gitaly::reference_transaction_hook_request::State;
 use cairn_proto::gitaly::{
-    PostReceiveHookRequest, PreReceiveHookRequest, ReferenceTransactionHookRequest, UpdateHookRequest,
+    PackObjectsHookWithSidechannelRequest, PostReceiveHookRequest, PreReceiveHookRequest,
+    ReferenceTransactionHookRequest, UpdateHookRequest,
 };
 
 /// Why gitaly-hooks could not get an answer.
@@ -41,6 +44,10 @@ pub enum HookCliError {
     Dial(#[from] DialError),
     #[error("rpc")]
     Rpc(#[from] tonic::Status),
+    #[error("sidechannel")]
+    Sidechannel(#[source] std::io::Error),
+    #[error("relay pack data")]
+    Proxy(#[source] super::sidechannel::ProxyError),
     #[error("write output")]
     Io(#[from] std::io::Error),
 }
@@ -65,6 +72,9 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).expect("clamped to u8")),
         Err(e) => {
             eprintln!("error executing git hook");
+            if matches!(&e, HookCliError::Rpc(s) if s.code() == tonic::Code::ResourceExhausted) {
+                eprintln!("error resource exhausted, please try again later");
+            }
             log(&env, &crate::error::error_chain(&e));
             ExitCode::FAILURE
         }
@@ -92,6 +102,9 @@ pub async fn run(
 ) -> Result<i32, HookCliError> {
     let program = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
     let (name, rest) = match program.as_deref() {
+        Some(super::BINARY) if args.get(1).is_some_and(|a| a == "git") => {
+            return pack_objects(&args[2..], env, stdin, stdout, stderr).await;
+        }
         Some(super::BINARY) => match args.get(1) {
             Some(name) => (name.clone(), &args[2..]),
             None => return Err(HookCliError::NoHook(args.to_vec())),
@@ -178,6 +191,61 @@ pub async fn run(
             relay(responses, stdout, stderr).await
         }
     }
+}
+
+/// `gitaly-hooks git <args>`: upload-pack's pack-objects hook. The pack
+/// comes from PackObjectsHookWithSidechannel over a sidechannel socket the
+/// hook listens on; stdin goes to the node, the sideband answer to
+/// stdout/stderr. Exit 0 once the node answered and the pack was relayed.
+async fn pack_objects(
+    args: &[String],
+    env: &[String],
+    stdin: impl AsyncRead + Send + 'static,
+    stdout: impl AsyncWrite + Unpin,
+    stderr: impl AsyncWrite + Unpin,
+) -> Result<i32, HookCliError> {
+    let payload = HooksPayload::from_env(env)?;
+    if !payload.requested(hook::PACK_OBJECTS) {
+        return Ok(0);
+    }
+    let token = Some(payload.internal_socket_token.clone()).filter(|t| !t.is_empty());
+    let conn =
+        crate::client::dial(&format!("unix:{}", payload.internal_socket), DialOptions { token, ..Default::default() })
+            .await?;
+    let mut client = HookServiceClient::new(conn.channel());
+    let listener = sidechannel::Listener::bind(&payload.runtime_dir).map_err(HookCliError::Sidechannel)?;
+    let user = payload.user_details.clone().unwrap_or_default();
+    let request = PackObjectsHookWithSidechannelRequest {
+        repository: Some(payload.repository.clone()),
+        args: args.to_vec(),
+        gl_id: user.userid,
+        gl_username: user.username,
+        git_protocol: user.protocol,
+        remote_ip: user.remote_ip,
+        environment_variables: Vec::new(),
+    };
+    let mut md = metadata(&payload);
+    md.push((sidechannel::HEADER.to_owned(), listener.address().display().to_string()));
+    let rpc = client.pack_objects_hook_with_sidechannel(with(md, request));
+    let relay = async {
+        let conn = listener.accept().await.map_err(HookCliError::Sidechannel)?;
+        sidechannel::proxy(conn, Box::pin(stdin), stdout, stderr).await.map_err(HookCliError::Proxy)
+    };
+    tokio::pin!(rpc, relay);
+    // The node dials the socket before it answers; a failed call may never.
+    let mut relayed = None;
+    let answer = loop {
+        tokio::select! {
+            r = &mut rpc => break r,
+            r = &mut relay, if relayed.is_none() => relayed = Some(r),
+        }
+    };
+    answer?;
+    match relayed {
+        Some(r) => r?,
+        None => relay.await?,
+    }
+    Ok(0)
 }
 
 /// The outgoing metadata upstream's gitaly-hooks sends: who pushes and the

@@ -7,10 +7,17 @@
 //! `gitaly-hooks` ([`cli`]) reads the payload and calls the node's
 //! HookService over the node's internal socket, and the service runs the
 //! custom hooks ([`custom`]) and reports their output and exit status.
+//!
+//! With the pack-objects cache on, upload-pack runs `gitaly-hooks git
+//! pack-objects ...` as its `uploadpack.packObjectsHook`; the hook relays
+//! the request over a Unix-socket sidechannel ([`sidechannel`]) to
+//! PackObjectsHookWithSidechannel, which serves it from [`pack_cache`].
 
 pub mod cli;
 pub mod custom;
+pub mod pack_cache;
 pub mod payload;
+pub mod sidechannel;
 
 use std::path::{Path, PathBuf};
 

@@ -24,6 +24,12 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("prepare pack-objects cache directory {path:?}")]
+    PackObjectsCache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("write {file} in storage {storage:?}")]
     Metadata {
         storage: String,
@@ -116,8 +122,23 @@ impl Server {
         if !hooks.usable() {
             tracing::warn!(binary = %hooks.binary.display(), "gitaly-hooks not found: pushes will fail");
         }
+        let pack_cache = match (config.pack_objects_cache.enabled, config.pack_objects_cache_dir()) {
+            (true, Some(dir)) => {
+                let settings = crate::hooks::pack_cache::Settings {
+                    dir: dir.clone(),
+                    max_age: config.pack_objects_cache.max_age(),
+                    max_size: config.pack_objects_cache.max_size(),
+                    min_occurrences: config.pack_objects_cache.min_occurrences(),
+                };
+                let cache = crate::hooks::pack_cache::PackCache::new(settings, &mut registry)
+                    .map_err(|source| ServeError::PackObjectsCache { path: dir, source })?;
+                Some(cache)
+            }
+            _ => None,
+        };
         let deps = Deps {
             hooks: Arc::new(hooks),
+            pack_cache,
             storages: Storages::new(&config.storages),
             git: crate::git::CommandFactory::new(config.git_binary(), git_config, runtime_dir.clone()),
             repos: crate::git::Repositories::default(),

@@ -41,6 +41,8 @@ pub struct Deps {
     pub repos: Repositories,
     /// The hooks directory pushes run with.
     pub hooks: Arc<crate::hooks::HooksDir>,
+    /// The pack-objects cache; `None` when `[pack_objects_cache]` is off.
+    pub pack_cache: Option<crate::hooks::pack_cache::PackCache>,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or

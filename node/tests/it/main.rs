@@ -14,6 +14,7 @@ mod diff_service;
 mod hooks;
 mod hostile_paths;
 mod observability;
+mod pack_objects_cache;
 mod read_freshness;
 mod ref_service;
 mod replication;

@@ -1,11 +1,14 @@
 //! HookService: what `gitaly-hooks` asks the node when git runs a push's
-//! hooks. The node runs the repository's and the global custom hooks (see
-//! `crate::hooks::custom`) and answers with their output and exit status.
+//! hooks, or upload-pack its pack-objects hook (the pack-objects cache).
+//! For receive hooks the node runs the repository's and the global custom
+//! hooks (see `crate::hooks::custom`) and answers with their output and
+//! exit status.
 //! A failing hook is an answer (`exit_status`), not an RPC error.
 //!
 //! Praefect transactions are not voted on: the node does not take part in
 //! them yet, so the hooks' synchronisation votes are skipped.
 
+mod pack_objects_hook_with_sidechannel;
 mod post_receive_hook;
 mod pre_receive_hook;
 mod reference_transaction_hook;
@@ -61,6 +64,13 @@ impl hook_service_server::HookService for HookService {
         req: Request<Streaming<ReferenceTransactionHookRequest>>,
     ) -> StreamResult<ReferenceTransactionHookResponse> {
         respond(reference_transaction_hook::handle(&self.deps, req).await)
+    }
+
+    async fn pack_objects_hook_with_sidechannel(
+        &self,
+        req: Request<PackObjectsHookWithSidechannelRequest>,
+    ) -> Result<Response<PackObjectsHookWithSidechannelResponse>, Status> {
+        respond(pack_objects_hook_with_sidechannel::handle(&self.deps, req).await)
     }
 }
 
@@ -210,7 +220,50 @@ pub(in crate::service) async fn receive_pack_hooks(
     pusher: Pusher<'_>,
     metadata: &tonic::metadata::MetadataMap,
 ) -> crate::error::Result<crate::git::wire::Hooks> {
-    use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue, UserDetails, hook};
+    use crate::hooks::payload::{UserDetails, hook};
+    let user = UserDetails {
+        username: pusher.gl_username.to_owned(),
+        userid: pusher.gl_id.to_owned(),
+        protocol: pusher.protocol.to_owned(),
+        remote_ip: String::new(),
+    };
+    hooks_for(deps, repository, path, hook::RECEIVE_PACK, user, metadata).await
+}
+
+/// The pack-objects hook an upload-pack for `repository` runs when the
+/// pack-objects cache is on (`None` when it is off: git packs itself, as
+/// upstream does then). Who fetches comes from the request's metadata, as
+/// upstream reads it.
+pub(in crate::service) async fn upload_pack_hooks(
+    deps: &Deps,
+    repository: &Repository,
+    path: &crate::storage::RepoPath,
+    protocol: &'static str,
+    metadata: &tonic::metadata::MetadataMap,
+) -> crate::error::Result<Option<crate::git::wire::Hooks>> {
+    use crate::hooks::payload::{UserDetails, hook};
+    if deps.pack_cache.is_none() {
+        return Ok(None);
+    }
+    let get = |k: &str| metadata.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let user = UserDetails {
+        username: get("username"),
+        userid: get("user_id"),
+        protocol: protocol.to_owned(),
+        remote_ip: get("remote_ip"),
+    };
+    Ok(Some(hooks_for(deps, repository, path, hook::PACK_OBJECTS, user, metadata).await?))
+}
+
+async fn hooks_for(
+    deps: &Deps,
+    repository: &Repository,
+    path: &crate::storage::RepoPath,
+    requested_hooks: u32,
+    user: crate::hooks::payload::UserDetails,
+    metadata: &tonic::metadata::MetadataMap,
+) -> crate::error::Result<crate::git::wire::Hooks> {
+    use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue};
     let hooks = deps.hooks.clone();
     if !hooks.usable() {
         return Err(Error::internal_msg(format!("hooks binary {:?} is missing or not executable", hooks.binary)));
@@ -232,7 +285,7 @@ pub(in crate::service) async fn receive_pack_hooks(
         })
         .collect();
     let payload = HooksPayload {
-        requested_hooks: hook::RECEIVE_PACK,
+        requested_hooks,
         feature_flags,
         repository: repository.clone(),
         object_format: format.as_str().to_owned(),
@@ -240,13 +293,13 @@ pub(in crate::service) async fn receive_pack_hooks(
         internal_socket: hooks.internal_socket.display().to_string(),
         internal_socket_token: deps.config.auth.token.clone(),
         transaction: None,
-        user_details: Some(UserDetails {
-            username: pusher.gl_username.to_owned(),
-            userid: pusher.gl_id.to_owned(),
-            protocol: pusher.protocol.to_owned(),
-            remote_ip: String::new(),
-        }),
+        user_details: Some(user),
         transaction_id: 0,
     };
-    Ok(crate::git::wire::Hooks { dir: hooks.dir.clone(), payload: payload.encode(), log_dir: hooks.log_dir.clone() })
+    Ok(crate::git::wire::Hooks {
+        dir: hooks.dir.clone(),
+        binary: hooks.binary.clone(),
+        payload: payload.encode(),
+        log_dir: hooks.log_dir.clone(),
+    })
 }

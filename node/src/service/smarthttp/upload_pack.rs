@@ -6,7 +6,8 @@
 //! statistics. PostUploadPack (back in the 18.x protocol for older
 //! Workhorse) carries the body and the answer in messages. A failing
 //! upload-pack after a `deepen` request is expected (git exits non-zero
-//! when a shallow fetch has nothing to send) and not an error.
+//! when a shallow fetch has nothing to send) and not an error. With the
+//! pack-objects cache on, git packs through the pack-objects hook.
 
 use tokio::io::AsyncWriteExt as _;
 use tonic::codegen::BoxStream;
@@ -14,6 +15,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary};
+use crate::service::hook::upload_pack_hooks;
 use crate::service::pump::{self, Band, Finished, Messages, OnDisconnect, Raw, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
@@ -39,9 +41,12 @@ pub(super) async fn with_sidechannel(
 ) -> Result<PostUploadPackWithSidechannelResponse> {
     let cid = correlation_id(&req);
     let target = pump::sidechannel_target(&req);
+    let metadata = req.metadata().clone();
     let req = req.into_inner();
     let path = deps.storages.repo(req.repository.as_ref())?;
-    let opts = pump::wire_options(&req.git_config_options, &req.git_protocol)?;
+    let mut opts = pump::wire_options(&req.git_config_options, &req.git_protocol)?;
+    let repository = req.repository.clone().unwrap_or_default();
+    opts.hooks = upload_pack_hooks(deps, &repository, &path, "http", &metadata).await?;
     let (peer, id) = target.ok_or_else(|| Error::internal_msg("open sidechannel: fail to extract yamux session"))?;
     let channel =
         crate::transport::open_sidechannel(&peer, id).await.map_err(|e| Error::internal("open sidechannel", e))?;
@@ -61,13 +66,16 @@ pub(super) async fn handle(
     req: Request<Streaming<PostUploadPackRequest>>,
 ) -> Result<BoxStream<PostUploadPackResponse>> {
     let cid = correlation_id(&req);
+    let metadata = req.metadata().clone();
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     let path = deps.storages.repo(first.repository.as_ref())?;
     if !first.data.is_empty() {
         return Err(Error::invalid_argument("non-empty Data"));
     }
-    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let repository = first.repository.clone().unwrap_or_default();
+    opts.hooks = upload_pack_hooks(deps, &repository, &path, "http", &metadata).await?;
     let git = deps
         .git
         .spawn_duplex(wire::upload_pack(&path.path, true, false, &opts), cid.as_deref())

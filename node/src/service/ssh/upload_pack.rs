@@ -6,6 +6,9 @@
 //! variant carries stdin framed on the sidechannel and answers with
 //! sideband pkt-lines (band 1 stdout, band 2 stderr); its response holds the
 //! negotiation statistics.
+//!
+//! With the pack-objects cache on, git packs through the pack-objects hook
+//! (see `service::hook::upload_pack_hooks`).
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::git::wire::{self, Boundary, Negotiation};
+use crate::service::hook::upload_pack_hooks;
 use crate::service::pump::{self, Band, Finished, HUNG_UP, Messages, OnDisconnect, Sideband, Watch};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{
@@ -35,13 +39,16 @@ pub(super) async fn handle(
     req: Request<Streaming<SshUploadPackRequest>>,
 ) -> Result<BoxStream<SshUploadPackResponse>> {
     let cid = correlation_id(&req);
+    let metadata = req.metadata().clone();
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     let path = deps.storages.repo(first.repository.as_ref())?;
     if !first.stdin.is_empty() {
         return Err(Error::invalid_argument("non-empty stdin in first request"));
     }
-    let opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let mut opts = pump::wire_options(&first.git_config_options, &first.git_protocol)?;
+    let repository = first.repository.clone().unwrap_or_default();
+    opts.hooks = upload_pack_hooks(deps, &repository, &path, "ssh", &metadata).await?;
     let git = deps
         .git
         .spawn_duplex(wire::upload_pack(&path.path, false, false, &opts), cid.as_deref())
@@ -91,9 +98,12 @@ pub(super) async fn with_sidechannel(
 ) -> Result<SshUploadPackWithSidechannelResponse> {
     let cid = correlation_id(&req);
     let target = pump::sidechannel_target(&req);
+    let metadata = req.metadata().clone();
     let req = req.into_inner();
     let path = deps.storages.repo(req.repository.as_ref())?;
-    let opts = pump::wire_options(&req.git_config_options, &req.git_protocol)?;
+    let mut opts = pump::wire_options(&req.git_config_options, &req.git_protocol)?;
+    let repository = req.repository.clone().unwrap_or_default();
+    opts.hooks = upload_pack_hooks(deps, &repository, &path, "ssh", &metadata).await?;
     let (peer, id) = target.ok_or_else(|| Error::aborted("opening sidechannel: fail to extract yamux session"))?;
     let channel = crate::transport::open_sidechannel(&peer, id)
         .await
