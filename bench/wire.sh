@@ -84,7 +84,8 @@ stop_node "$plain"
 start_node cached "[pack_objects_cache]
 enabled = true
 dir = \"$work/pack-cache\"
-max_age = \"5m\""
+max_age = \"5m\"
+min_occurrences = 0"
 cached=$pid
 timed first "$cached" ssh_git cached upload-pack clone --bare --quiet ssh://gitaly/bench.git "$work/dst"
 for _ in $(seq "$runs"); do

@@ -159,3 +159,29 @@ fn runtime_dir_too_long_for_the_internal_socket() {
     assert_eq!(errs.0[0].key, "runtime_dir");
     assert!(errs.0[0].message.contains("internal socket"), "{}", errs.0[0].message);
 }
+
+#[test]
+fn pack_objects_cache_defaults_and_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base =
+        format!("socket_path = \"{d}/s\"\n[[storage]]\nname = \"default\"\npath = \"{d}\"\n", d = dir.path().display());
+    let loaded = Config::from_toml(&format!("{base}[pack_objects_cache]\nenabled = true\n")).expect("parses");
+    assert!(loaded.warnings.is_empty());
+    let c = loaded.config;
+    c.validate().expect("valid");
+    assert_eq!(c.pack_objects_cache_dir(), Some(dir.path().join("+gitaly/PackObjectsCache")));
+    assert_eq!(c.pack_objects_cache.max_age(), Duration::from_secs(300));
+    assert_eq!(c.pack_objects_cache.min_occurrences(), 1);
+    assert_eq!(c.pack_objects_cache.max_size(), 10 << 30);
+
+    let text = format!(
+        "{base}[pack_objects_cache]\nenabled = true\ndir = \"rel/dir\"\nmax_age = \"10s\"\nmin_occurrences = 0\nmax_size = 1000\n"
+    );
+    let loaded = Config::from_toml(&text).expect("parses");
+    assert!(loaded.warnings.is_empty(), "max_size is known: {:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!((c.pack_objects_cache.max_age(), c.pack_objects_cache.min_occurrences()), (Duration::from_secs(10), 0));
+    assert_eq!(c.pack_objects_cache.max_size(), 1000);
+    let errs = c.validate().expect_err("relative dir");
+    assert!(errs.0.iter().any(|e| e.key == "pack_objects_cache.dir"), "{errs:?}");
+}

@@ -225,6 +225,7 @@ impl PackCache {
             "Number of files removed from streamcache via file walks",
             metrics.removed.clone(),
         );
+        metrics.index_entries(0);
         let cache = Self {
             inner: Arc::new(Inner { settings, state: Mutex::default(), next_file: AtomicU64::new(0), metrics }),
         };
