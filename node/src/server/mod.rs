@@ -42,6 +42,8 @@ pub enum ServeError {
     Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("serve gRPC")]
     Transport(#[from] tonic::transport::Error),
+    #[error("could not create GitLab API client")]
+    Gitlab(#[source] crate::gitlab::ConfigError),
 }
 
 /// A configured server, ready to serve on any listener.
@@ -116,8 +118,10 @@ impl Server {
         if !hooks.usable() {
             tracing::warn!(binary = %hooks.binary.display(), "gitaly-hooks not found: pushes will fail");
         }
+        let gitlab = crate::gitlab::Client::from_config(&config).map_err(ServeError::Gitlab)?;
         let deps = Deps {
             hooks: Arc::new(hooks),
+            gitlab: gitlab.map(Arc::new),
             storages: Storages::new(&config.storages),
             git: crate::git::CommandFactory::new(config.git_binary(), git_config, runtime_dir.clone()),
             repos: crate::git::Repositories::default(),

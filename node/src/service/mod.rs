@@ -40,6 +40,9 @@ pub struct Deps {
     pub repos: Repositories,
     /// The hooks directory pushes run with.
     pub hooks: Arc<crate::hooks::HooksDir>,
+    /// GitLab's internal API, which receive hooks call when `[gitlab] url`
+    /// is configured.
+    pub gitlab: Option<Arc<crate::gitlab::Client>>,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or
@@ -92,7 +95,7 @@ impl Deps {
     ) -> Result<T> {
         let repos = self.repos.clone();
         blocking(move || {
-            let repo = repos.open(&path.path)?;
+            let repo = open_repo(&repos, &path)?;
             read(&repo, &path)
         })
         .await
@@ -108,10 +111,17 @@ impl Deps {
     ) -> BoxStream<T> {
         let repos = self.repos.clone();
         stream::blocking_stream(move |sink| {
-            let repo = repos.open(&path.path)?;
+            let repo = open_repo(&repos, &path)?;
             produce(&repo, &path, sink)
         })
     }
+}
+
+/// Opens a resolved repository; a request naming a quarantine reads its
+/// objects from there (see [`Repositories::open_with_objects`]).
+pub(crate) fn open_repo(repos: &Repositories, path: &RepoPath) -> Result<Repo> {
+    let scratch = path.storage_root.join(crate::storage::PRIVATE_DIR).join("tmp");
+    Ok(repos.open_with_objects(&path.path, path.object_dir.as_deref(), &path.alternate_object_dirs, &scratch)?)
 }
 
 /// The correlation id the client sent, for git's `CORRELATION_ID`.

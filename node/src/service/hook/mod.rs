@@ -1,6 +1,7 @@
 //! HookService: what `gitaly-hooks` asks the node when git runs a push's
-//! hooks. The node runs the repository's and the global custom hooks (see
-//! `crate::hooks::custom`) and answers with their output and exit status.
+//! hooks. The node asks GitLab's internal API (`crate::gitlab`, when
+//! configured) and runs the repository's and the global custom hooks (see
+//! `crate::hooks::custom`), and answers with their output and exit status.
 //! A failing hook is an answer (`exit_status`), not an RPC error.
 //!
 //! Praefect transactions are not voted on: the node does not take part in
@@ -8,6 +9,7 @@
 
 mod post_receive_hook;
 mod pre_receive_hook;
+mod receive;
 mod reference_transaction_hook;
 mod update_hook;
 
