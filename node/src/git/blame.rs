@@ -39,6 +39,7 @@ pub fn ignore_revs_blob(repo: &Repo, revision: &[u8]) -> Result<Option<Result<Ve
 pub async fn porcelain(
     factory: &CommandFactory,
     repo: &Path,
+    quarantine: &super::repo::Quarantine,
     revision: &[u8],
     path: &[u8],
     range: Option<&[u8]>,
@@ -46,7 +47,7 @@ pub async fn porcelain(
     correlation_id: Option<&str>,
 ) -> Result<Vec<u8>, BlameError> {
     use std::os::unix::ffi::OsStrExt as _;
-    let mut cmd = GitCommand::new(Subcommand::Blame).git_dir(repo).flag("-p");
+    let mut cmd = quarantine.apply(GitCommand::new(Subcommand::Blame)).git_dir(repo).flag("-p");
     if let Some(file) = ignore_revs_file {
         cmd = cmd.flag_value("--ignore-revs-file", file);
     }

@@ -152,6 +152,28 @@ impl Repositories {
     }
 }
 
+/// A request's quarantine as git processes take it (absolute, validated
+/// directories): `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantine {
+    pub object_dir: Option<PathBuf>,
+    pub alternates: Vec<PathBuf>,
+}
+
+impl Quarantine {
+    /// `cmd` reading objects as the request asks.
+    pub(in crate::git) fn apply(&self, mut cmd: super::GitCommand) -> super::GitCommand {
+        if let Some(dir) = &self.object_dir {
+            cmd = cmd.env("GIT_OBJECT_DIRECTORY", dir);
+        }
+        if !self.alternates.is_empty() {
+            let joined = std::env::join_paths(&self.alternates).unwrap_or_default();
+            cmd = cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", joined);
+        }
+        cmd
+    }
+}
+
 /// `primary`, the `alternates` and, recursively, the directories their
 /// `info/alternates` files name (relative entries relative to the directory
 /// whose file names them, as git resolves them), each once.

@@ -124,6 +124,11 @@ pub(crate) fn open_repo(repos: &Repositories, path: &RepoPath) -> Result<Repo> {
     Ok(repos.open_with_objects(&path.path, path.object_dir.as_deref(), &path.alternate_object_dirs, &scratch)?)
 }
 
+/// A resolved repository's quarantine, for git processes.
+pub(crate) fn quarantine(path: &RepoPath) -> crate::git::repo::Quarantine {
+    crate::git::repo::Quarantine { object_dir: path.object_dir.clone(), alternates: path.alternate_object_dirs.clone() }
+}
+
 /// The correlation id the client sent, for git's `CORRELATION_ID`.
 pub(crate) fn correlation_id<T>(req: &tonic::Request<T>) -> Option<String> {
     req.metadata().get("x-gitlab-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned)

@@ -516,3 +516,57 @@ async fn quarantine_fields_are_validated() {
         std::fs::read_dir(&scratch).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert_eq!(leftovers, Vec::<PathBuf>::new());
 }
+
+/// A commit that exists only in a quarantine directory of `repo`, made by
+/// git as receive-pack would have written it.
+fn quarantined_commit(repo: &Path, quarantine: &str) -> String {
+    let dir = repo.join(quarantine);
+    std::fs::create_dir_all(&dir).expect("mkdir quarantine");
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["commit-tree", "main^{tree}", "-p", "main", "-m", "quarantined"])
+        .env("GIT_OBJECT_DIRECTORY", &dir)
+        .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", repo.join("objects"))
+        .env("GIT_AUTHOR_NAME", "A")
+        .env("GIT_AUTHOR_EMAIL", "a@example.com")
+        .env("GIT_COMMITTER_NAME", "C")
+        .env("GIT_COMMITTER_EMAIL", "c@example.com")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_processes_read_through_the_quarantine() {
+    let node = Node::start().await;
+    let server = node.create_repo("q.git", Format::Sha1);
+    server.commit_on("main", &[("a", "line\n")], "root");
+    let id = quarantined_commit(&server.path, "objects/incoming-manual");
+    let quarantined = Repository {
+        git_object_directory: "objects/incoming-manual".into(),
+        git_alternate_object_directories: vec!["objects".into()],
+        ..node.repo("q.git")
+    };
+    let mut client = CommitServiceClient::new(node.channel().await);
+    let blame = |repository: Repository| RawBlameRequest {
+        repository: Some(repository),
+        revision: id.clone().into_bytes(),
+        path: b"a".to_vec(),
+        ..Default::default()
+    };
+    let mut stream = client.raw_blame(blame(quarantined)).await.expect("RawBlame").into_inner();
+    let mut data = Vec::new();
+    while let Some(m) = stream.message().await.expect("RawBlame stream") {
+        data.extend(m.data);
+    }
+    let text = String::from_utf8_lossy(&data);
+    assert!(text.contains("\tline"), "{text}");
+    // Without the quarantine the revision does not exist.
+    let plain = match client.raw_blame(blame(node.repo("q.git"))).await {
+        Ok(r) => r.into_inner().message().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(plain.is_err(), "{plain:?}");
+}

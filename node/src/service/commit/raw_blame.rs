@@ -58,6 +58,7 @@ pub(super) async fn handle(
     let out = blame::porcelain(
         &deps.git,
         &path.path,
+        &crate::service::quarantine(&path),
         &req.revision,
         &req.path,
         range,
