@@ -367,6 +367,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn configuration() {
+        let mut config = Config::default();
+        assert!(Client::from_config(&config).expect("no url is fine").is_none());
+        config.gitlab.url = Some("http+unix://%2Frun%2Fgitlab.socket".into());
+        assert!(matches!(Client::from_config(&config), Err(ConfigError::NoSecret)));
+        config.gitlab.secret_file = Some("/nonexistent/.gitlab_shell_secret".into());
+        assert!(matches!(Client::from_config(&config), Err(ConfigError::SecretFile { .. })));
+        config.gitlab.secret = Some("inline".into());
+        let client = Client::from_config(&config).expect("valid").expect("configured");
+        assert_eq!(client.secret, "inline");
+        assert_eq!(client.basic_auth, None);
+        config.gitlab.http_settings.user = Some("u".into());
+        config.gitlab.http_settings.password = Some("p".into());
+        let client = Client::from_config(&config).expect("valid").expect("configured");
+        assert_eq!(client.basic_auth.as_deref(), Some("Basic dTpw"));
+        config.gitlab.url = Some("ftp://gitlab".into());
+        assert!(matches!(Client::from_config(&config), Err(ConfigError::Url { source: SetupError::Scheme, .. })));
+    }
+
+    #[test]
     fn gl_ids() {
         let mut r = AllowedRequest::default();
         set_gl_id(&mut r, "user-42").expect("user");

@@ -31,9 +31,10 @@ pub(super) async fn handle(
 }
 
 async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
-    let (object_dir, alternates) = quarantine(&rx)?;
-    check_receive(&rx.payload, &rx.repository.gl_repository, &rx.changes, true)?;
     let gitlab = rx.deps.gitlab.clone();
+    // Only GitLab needs the quarantine spelled out; without it, nothing changes.
+    let (object_dir, alternates) = if gitlab.is_some() { quarantine(&rx)? } else { Default::default() };
+    check_receive(&rx.payload, &rx.repository.gl_repository, &rx.changes, true)?;
     if let Some(gitlab) = &gitlab {
         let user = rx.payload.user_details.clone().unwrap_or_default();
         let changes = String::from_utf8_lossy(&rx.changes);
