@@ -72,6 +72,36 @@ impl FakeGitlab {
         (Self { calls, task }, url)
     }
 
+    /// Serves HTTPS on loopback with a self-signed certificate for
+    /// `localhost`, written as PEM to `ca_file`; the URL to configure.
+    async fn https(handler: Handler, ca_file: &Path) -> (Self, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        std::fs::write(ca_file, cert.cert.pem()).expect("write CA");
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key.into())
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("https://localhost:{}", listener.local_addr().expect("addr").port());
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let recorded = calls.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let (acceptor, handler, recorded) = (acceptor.clone(), handler.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    if let Ok(s) = acceptor.accept(s).await {
+                        serve_connection(s, handler, recorded).await;
+                    }
+                });
+            }
+        });
+        (Self { calls, task }, url)
+    }
+
     /// Serves on a Unix socket at `path`.
     fn unix(path: &Path, handler: Handler) -> Self {
         let listener = tokio::net::UnixListener::bind(path).expect("bind unix");
@@ -569,4 +599,32 @@ async fn git_processes_read_through_the_quarantine() {
         Err(e) => Err(e),
     };
     assert!(plain.is_err(), "{plain:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_over_https_trusts_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("gitlab-ca.pem");
+    let (gitlab, url) = FakeGitlab::https(allowing(), &ca_file).await;
+    let node = Node::start_with(|c| {
+        configure(c, &url, dir.path());
+        c.gitlab.http_settings.ca_file = Some(ca_file.clone());
+    })
+    .await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, client, pushed) = repos(&node, Format::Sha1, tmp.path());
+    let out = push(&node, &client.path, "hooks.git", &["ssh://gitaly/x.git", "topic"]).await;
+    assert!(out.status.success(), "push: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.git(&["rev-parse", "refs/heads/topic"]), pushed);
+    assert_eq!(gitlab.paths().len(), 3, "{:?}", gitlab.paths());
+    assert!(gitlab.calls().iter().all(|c| c.jwt_ok));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_over_https_with_an_untrusted_certificate_rejects_the_push() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (gitlab, url) = FakeGitlab::https(allowing(), &dir.path().join("unused-ca.pem")).await;
+    let node = Node::start_with(|c| configure(c, &url, dir.path())).await;
+    rejected_push(&node, "GitLab: Internal API unreachable").await;
+    assert_eq!(gitlab.paths(), Vec::<String>::new());
 }
