@@ -628,3 +628,61 @@ async fn gitlab_over_https_with_an_untrusted_certificate_rejects_the_push() {
     rejected_push(&node, "GitLab: Internal API unreachable").await;
     assert_eq!(gitlab.paths(), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_reads_follow_the_repository_alternates() {
+    let node = Node::start().await;
+    // `pool.git` holds the commit; `q.git` borrows it through a relative
+    // alternates entry, as object pools are linked.
+    let pool = node.create_repo("pools/pool.git", Format::Sha1);
+    let shared = pool.commit_on("main", &[("a", "pooled\n")], "pooled");
+    let server = node.create_repo("group/q.git", Format::Sha1);
+    std::fs::write(server.path.join("objects/info/alternates"), "../../../pools/pool.git/objects\n")
+        .expect("alternates");
+    std::fs::create_dir_all(server.path.join("objects/incoming-empty")).expect("mkdir");
+    let mut client = CommitServiceClient::new(node.channel().await);
+    let find = |repository: Repository| FindCommitRequest {
+        repository: Some(repository),
+        revision: shared.clone().into_bytes(),
+        ..Default::default()
+    };
+    let quarantined = Repository {
+        git_object_directory: "objects/incoming-empty".into(),
+        git_alternate_object_directories: vec!["objects".into()],
+        ..node.repo("group/q.git")
+    };
+    for repository in [node.repo("group/q.git"), quarantined] {
+        let r = client.find_commit(find(repository.clone())).await.expect("FindCommit");
+        assert_eq!(r.into_inner().commit.map(|c| c.id).as_deref(), Some(shared.as_str()), "{repository:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_receive_failure_is_shown_but_the_push_stands() {
+    let handler: Handler = Arc::new(|call: Call| {
+        Box::pin(async move {
+            match call.path.rsplit('/').next().unwrap_or_default() {
+                "allowed" => json(200, serde_json::json!({"status": true})),
+                "pre_receive" => json(200, serde_json::json!({"reference_counter_increased": true})),
+                _ => json(500, serde_json::json!({"message": "redis is down"})),
+            }
+        })
+    });
+    let (_gitlab, url) = FakeGitlab::tcp(handler).await;
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let node = Node::start_with(|c| configure(c, &url, secrets.path())).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, client, pushed) = repos(&node, Format::Sha1, tmp.path());
+    let log = tmp.path().join("custom.log");
+    script(&server.path.join("custom_hooks/post-receive"), &format!("echo ran >> {}", log.display()));
+    let out = push(&node, &client.path, "hooks.git", &["ssh://gitaly/x.git", "topic"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // References are updated before post-receive runs; git reports the
+    // hook's failure without failing the push.
+    assert_eq!(server.git(&["rev-parse", "refs/heads/topic"]), pushed);
+    assert!(
+        stderr.contains("remote: GitLab: http post to gitlab api /post_receive endpoint: redis is down"),
+        "{stderr}"
+    );
+    assert!(!log.exists(), "custom post-receive ran after GitLab failed");
+}
