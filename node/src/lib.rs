@@ -12,6 +12,7 @@ pub mod error;
 pub mod frontdoor;
 pub mod fsinfo;
 pub mod git;
+pub mod gitlab;
 pub mod hooks;
 pub mod server;
 pub mod service;

@@ -35,10 +35,17 @@ pub fn ignore_revs_blob(repo: &Repo, revision: &[u8]) -> Result<Option<Result<Ve
     }
 }
 
+/// Where `git blame` runs: the repository and the request's quarantine.
+#[derive(Debug, Clone, Copy)]
+pub struct BlameRepo<'a> {
+    pub path: &'a Path,
+    pub quarantine: &'a super::repo::Quarantine,
+}
+
 /// `git blame -p [-L <range>] [--ignore-revs-file=<file>] <rev> <path>`.
 pub async fn porcelain(
     factory: &CommandFactory,
-    repo: &Path,
+    repo: BlameRepo<'_>,
     revision: &[u8],
     path: &[u8],
     range: Option<&[u8]>,
@@ -46,7 +53,7 @@ pub async fn porcelain(
     correlation_id: Option<&str>,
 ) -> Result<Vec<u8>, BlameError> {
     use std::os::unix::ffi::OsStrExt as _;
-    let mut cmd = GitCommand::new(Subcommand::Blame).git_dir(repo).flag("-p");
+    let mut cmd = repo.quarantine.apply(GitCommand::new(Subcommand::Blame)).git_dir(repo.path).flag("-p");
     if let Some(file) = ignore_revs_file {
         cmd = cmd.flag_value("--ignore-revs-file", file);
     }

@@ -9,8 +9,19 @@ use std::path::Path;
 /// Starts `git bundle create - --all`; the caller streams its stdout and
 /// then waits for it ([`is_empty_bundle`] tells the "nothing to bundle"
 /// failure apart).
-pub fn create_all(factory: &CommandFactory, repo: &Path, correlation_id: Option<&str>) -> Result<Running, GitError> {
-    let cmd = GitCommand::new(Subcommand::Bundle).git_dir(repo).flag("create").flag("--quiet").flag("-").flag("--all");
+pub fn create_all(
+    factory: &CommandFactory,
+    repo: &Path,
+    quarantine: &super::repo::Quarantine,
+    correlation_id: Option<&str>,
+) -> Result<Running, GitError> {
+    let cmd = quarantine
+        .apply(GitCommand::new(Subcommand::Bundle))
+        .git_dir(repo)
+        .flag("create")
+        .flag("--quiet")
+        .flag("-")
+        .flag("--all");
     Ok(factory.spawn(cmd, correlation_id)?)
 }
 

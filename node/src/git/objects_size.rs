@@ -19,6 +19,7 @@ pub enum Size {
 pub async fn objects_size(
     factory: &CommandFactory,
     repo: &Path,
+    quarantine: &super::repo::Quarantine,
     revisions: &[Vec<u8>],
     correlation_id: Option<&str>,
 ) -> Result<Size, GitError> {
@@ -27,7 +28,8 @@ pub async fn objects_size(
         input.extend_from_slice(r);
         input.push(b'\n');
     }
-    let cmd = GitCommand::new(Subcommand::RevList)
+    let cmd = quarantine
+        .apply(GitCommand::new(Subcommand::RevList))
         .git_dir(repo)
         .flag("--disk-usage")
         .flag("--objects")

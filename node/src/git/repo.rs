@@ -7,6 +7,12 @@
 //! removed or replaced. Opening is isolated: no system or global config,
 //! no environment overrides, only the repository's own config.
 //!
+//! A request that names a push's quarantine (`git_object_directory`,
+//! `git_alternate_object_directories`) reads objects from those directories
+//! instead of the repository's own: such openings are never cached and get
+//! a serial of their own, so objects cached for one are never served to
+//! readers of the other.
+//!
 //! Everything here is synchronous; callers run it under `spawn_blocking`.
 
 use super::{GitError, ObjectFormat};
@@ -26,6 +32,9 @@ pub struct Repo {
     /// Distinguishes this opening of the repository from any other, so
     /// cached objects are never served for a removed or replaced one.
     serial: u64,
+    /// The object directory a quarantined opening reads through; it lives
+    /// as long as the handle.
+    _view: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl Repo {
@@ -73,7 +82,7 @@ impl Repositories {
     pub fn open(&self, path: &Path) -> Result<Repo, GitError> {
         let mut open = self.open.lock().expect("repository cache lock is never poisoned by a panic-free section");
         if let Some((repo, serial)) = open.get(path) {
-            return Ok(Repo { inner: repo.to_thread_local(), serial: *serial });
+            return Ok(Repo { inner: repo.to_thread_local(), serial: *serial, _view: None });
         }
         let mut options = gix::open::Options::isolated();
         options = options.strict_config(false);
@@ -84,13 +93,111 @@ impl Repositories {
         }
         let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         open.insert(path.to_owned(), (repo.clone(), serial));
-        Ok(Repo { inner: repo.to_thread_local(), serial })
+        Ok(Repo { inner: repo.to_thread_local(), serial, _view: None })
+    }
+
+    /// The repository at `path` reading objects the way git does with
+    /// `GIT_OBJECT_DIRECTORY=<object_dir>` and
+    /// `GIT_ALTERNATE_OBJECT_DIRECTORIES=<alternates>` (absolute paths,
+    /// already validated): references are the repository's. Without either,
+    /// this is [`Repositories::open`].
+    ///
+    /// gitoxide only knows an object directory plus its `info/alternates`,
+    /// so the opening reads through an empty directory made in `scratch`
+    /// whose alternates file lists every directory in git's order.
+    pub fn open_with_objects(
+        &self,
+        path: &Path,
+        object_dir: Option<&Path>,
+        alternates: &[PathBuf],
+        scratch: &Path,
+    ) -> Result<Repo, GitError> {
+        if object_dir.is_none() && alternates.is_empty() {
+            return self.open(path);
+        }
+        let base = self.open(path)?;
+        let primary = object_dir.map_or_else(|| path.join("objects"), Path::to_owned);
+        let dirs = object_directories(&primary, alternates);
+        std::fs::create_dir_all(scratch).map_err(|e| GitError::Io { step: "create scratch directory", source: e })?;
+        let view = tempfile::Builder::new()
+            .prefix("objects-view-")
+            .tempdir_in(scratch)
+            .map_err(|e| GitError::Io { step: "create object view", source: e })?;
+        std::fs::create_dir(view.path().join("info"))
+            .map_err(|e| GitError::Io { step: "create object view", source: e })?;
+        let mut list = Vec::new();
+        for d in &dirs {
+            use std::os::unix::ffi::OsStrExt as _;
+            list.extend_from_slice(d.as_os_str().as_bytes());
+            list.push(b'\n');
+        }
+        std::fs::write(view.path().join("info/alternates"), list)
+            .map_err(|e| GitError::Io { step: "write object view", source: e })?;
+        let mut repo = base.inner.into_sync();
+        let store = gix::odb::Store::at_opts(
+            view.path().to_owned(),
+            repo.objects.object_hash(),
+            &mut std::iter::empty(),
+            gix::odb::store::init::Options { current_dir: Some(view.path().to_owned()), ..Default::default() },
+        )
+        .map_err(|e| GitError::Io { step: "open quarantined objects", source: e })?;
+        repo.objects = std::sync::Arc::new(store);
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Repo { inner: repo.to_thread_local(), serial, _view: Some(std::sync::Arc::new(view)) })
     }
 
     /// Forgets a repository (after it was removed, replaced or renamed).
     pub fn forget(&self, path: &Path) {
         self.open.lock().expect("repository cache lock is never poisoned by a panic-free section").remove(path);
     }
+}
+
+/// A request's quarantine as git processes take it (absolute, validated
+/// directories): `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantine {
+    pub object_dir: Option<PathBuf>,
+    pub alternates: Vec<PathBuf>,
+}
+
+impl Quarantine {
+    /// `cmd` reading objects as the request asks.
+    pub(in crate::git) fn apply(&self, mut cmd: super::GitCommand) -> super::GitCommand {
+        if let Some(dir) = &self.object_dir {
+            cmd = cmd.env("GIT_OBJECT_DIRECTORY", dir);
+        }
+        if !self.alternates.is_empty() {
+            let joined = std::env::join_paths(&self.alternates).unwrap_or_default();
+            cmd = cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", joined);
+        }
+        cmd
+    }
+}
+
+/// `primary`, the `alternates` and, recursively, the directories their
+/// `info/alternates` files name (relative entries relative to the directory
+/// whose file names them, as git resolves them), each once.
+fn object_directories(primary: &Path, alternates: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut pending: Vec<PathBuf> =
+        std::iter::once(primary.to_owned()).chain(alternates.iter().cloned()).rev().collect();
+    // git gives up on deeper chains too.
+    while let Some(dir) = pending.pop() {
+        if out.contains(&dir) || out.len() >= 64 {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(dir.join("info/alternates")) {
+            let nested: Vec<PathBuf> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| dir.join(l))
+                .collect();
+            pending.extend(nested.into_iter().rev());
+        }
+        out.push(dir);
+    }
+    out
 }
 
 /// Whether any branch (`refs/heads/*`) exists.

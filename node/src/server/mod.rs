@@ -48,6 +48,8 @@ pub enum ServeError {
     Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("serve gRPC")]
     Transport(#[from] tonic::transport::Error),
+    #[error("could not create GitLab API client")]
+    Gitlab(#[source] crate::gitlab::ConfigError),
 }
 
 /// A configured server, ready to serve on any listener.
@@ -136,9 +138,11 @@ impl Server {
             }
             _ => None,
         };
+        let gitlab = crate::gitlab::Client::from_config(&config).map_err(ServeError::Gitlab)?;
         let deps = Deps {
             hooks: Arc::new(hooks),
             pack_cache,
+            gitlab: gitlab.map(Arc::new),
             storages: Storages::new(&config.storages),
             git: crate::git::CommandFactory::new(config.git_binary(), git_config, runtime_dir.clone()),
             repos: crate::git::Repositories::default(),

@@ -43,6 +43,9 @@ pub struct Deps {
     pub hooks: Arc<crate::hooks::HooksDir>,
     /// The pack-objects cache; `None` when `[pack_objects_cache]` is off.
     pub pack_cache: Option<crate::hooks::pack_cache::PackCache>,
+    /// GitLab's internal API, which receive hooks call when `[gitlab] url`
+    /// is configured.
+    pub gitlab: Option<Arc<crate::gitlab::Client>>,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or
@@ -95,7 +98,7 @@ impl Deps {
     ) -> Result<T> {
         let repos = self.repos.clone();
         blocking(move || {
-            let repo = repos.open(&path.path)?;
+            let repo = open_repo(&repos, &path)?;
             read(&repo, &path)
         })
         .await
@@ -111,10 +114,22 @@ impl Deps {
     ) -> BoxStream<T> {
         let repos = self.repos.clone();
         stream::blocking_stream(move |sink| {
-            let repo = repos.open(&path.path)?;
+            let repo = open_repo(&repos, &path)?;
             produce(&repo, &path, sink)
         })
     }
+}
+
+/// Opens a resolved repository; a request naming a quarantine reads its
+/// objects from there (see [`Repositories::open_with_objects`]).
+pub(crate) fn open_repo(repos: &Repositories, path: &RepoPath) -> Result<Repo> {
+    let scratch = path.storage_root.join(crate::storage::PRIVATE_DIR).join("tmp");
+    Ok(repos.open_with_objects(&path.path, path.object_dir.as_deref(), &path.alternate_object_dirs, &scratch)?)
+}
+
+/// A resolved repository's quarantine, for git processes.
+pub(crate) fn quarantine(path: &RepoPath) -> crate::git::repo::Quarantine {
+    crate::git::repo::Quarantine { object_dir: path.object_dir.clone(), alternates: path.alternate_object_dirs.clone() }
 }
 
 /// The correlation id the client sent, for git's `CORRELATION_ID`.

@@ -15,14 +15,14 @@ use std::process::{Command, Output, Stdio};
 
 const GITALY_SSH: &str = env!("CARGO_BIN_EXE_gitaly-ssh");
 
-fn script(path: &Path, body: &str) {
+pub(crate) fn script(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write hook");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// Client-side `git push` through gitaly-ssh, off the async threads.
-async fn push(node: &Node, from: &Path, relative: &str, args: &[&str]) -> Output {
+pub(crate) async fn push(node: &Node, from: &Path, relative: &str, args: &[&str]) -> Output {
     let payload = format!(
         r#"{{"repository":{{"storageName":"{STORAGE}","relativePath":"{relative}","glRepository":"project-7","glProjectPath":"group/project"}},"glId":"user-42","glUsername":"jane"}}"#
     );
@@ -54,17 +54,17 @@ async fn push(node: &Node, from: &Path, relative: &str, args: &[&str]) -> Output
     .expect("join")
 }
 
-fn refs(repo: &Path) -> String {
+pub(crate) fn refs(repo: &Path) -> String {
     let out = Command::new("git").arg("-C").arg(repo).args(["for-each-ref"]).output().expect("git runs");
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// Every object file and pack of `repo`, and any quarantine left behind.
-fn objects(repo: &Path) -> Vec<PathBuf> {
+pub(crate) fn objects(repo: &Path) -> Vec<PathBuf> {
     crate::support::snapshot(&repo.join("objects")).into_keys().collect()
 }
 
-fn quarantines(repo: &Path) -> Vec<String> {
+pub(crate) fn quarantines(repo: &Path) -> Vec<String> {
     std::fs::read_dir(repo.join("objects"))
         .expect("objects dir")
         .flatten()
@@ -75,7 +75,7 @@ fn quarantines(repo: &Path) -> Vec<String> {
 
 /// A server repository with one commit on main, and a client repository
 /// with an unrelated commit the server does not have.
-fn repos(node: &Node, format: Format, tmp: &Path) -> (TestRepo, TestRepo, String) {
+pub(crate) fn repos(node: &Node, format: Format, tmp: &Path) -> (TestRepo, TestRepo, String) {
     let server = node.create_repo("hooks.git", format);
     server.commit_on("main", &[("README", "server\n")], "server root");
     let client = TestRepo::create(tmp, "client.git", format);

@@ -11,6 +11,7 @@ mod cli;
 mod commit_service;
 mod compatibility;
 mod diff_service;
+mod gitlab_api;
 mod hooks;
 mod hostile_paths;
 mod observability;

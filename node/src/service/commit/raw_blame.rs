@@ -57,7 +57,7 @@ pub(super) async fn handle(
     let range = (!req.range.is_empty()).then_some(req.range.as_slice());
     let out = blame::porcelain(
         &deps.git,
-        &path.path,
+        blame::BlameRepo { path: &path.path, quarantine: &crate::service::quarantine(&path) },
         &req.revision,
         &req.path,
         range,

@@ -1,8 +1,9 @@
 //! HookService: what `gitaly-hooks` asks the node when git runs a push's
 //! hooks, or upload-pack its pack-objects hook (the pack-objects cache).
-//! For receive hooks the node runs the repository's and the global custom
-//! hooks (see `crate::hooks::custom`) and answers with their output and
-//! exit status.
+//! For receive hooks the node asks GitLab's internal API (`crate::gitlab`,
+//! when configured) and runs the repository's and the global custom hooks
+//! (see `crate::hooks::custom`), and answers with their output and exit
+//! status.
 //! A failing hook is an answer (`exit_status`), not an RPC error.
 //!
 //! Praefect transactions are not voted on: the node does not take part in
@@ -11,6 +12,7 @@
 mod pack_objects_hook_with_sidechannel;
 mod post_receive_hook;
 mod pre_receive_hook;
+mod receive;
 mod reference_transaction_hook;
 mod update_hook;
 

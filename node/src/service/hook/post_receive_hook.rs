@@ -1,60 +1,48 @@
-//! PostReceiveHook: after the references were updated, the repository's and
-//! global custom post-receive hooks run on the changes (stdin). Their
-//! output reaches the pusher as `remote:` lines.
+//! PostReceiveHook: after the references were updated, GitLab's
+//! `/post_receive` learns of the changes (and answers messages for the
+//! pusher, written to stdout), then the repository's and global custom
+//! post-receive hooks run on them (upstream's order). All output reaches
+//! the pusher as `remote:` lines.
 
+use tokio::sync::mpsc::Sender;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
-use super::{Failure, Run, check_receive, payload, read_stdin, stream_hook};
+use super::receive::{self, Receive};
+use super::{Failure, check_receive};
 use crate::error::Result;
+use crate::gitlab::messages;
 use crate::hooks::custom::Chunk;
-use crate::service::{Deps, pump};
-use cairn_proto::gitaly::{ExitStatus, PostReceiveHookRequest, PostReceiveHookResponse};
+use crate::service::Deps;
+use cairn_proto::gitaly::{PostReceiveHookRequest, PostReceiveHookResponse};
 
 pub(super) async fn handle(
     deps: &Deps,
     req: Request<Streaming<PostReceiveHookRequest>>,
 ) -> Result<BoxStream<PostReceiveHookResponse>> {
-    let mut stream = req.into_inner();
-    let first = pump::first(&mut stream).await?;
-    let path = deps.storages.repo(first.repository.as_ref())?;
-    let deps = deps.clone();
-    Ok(stream_hook(
-        move |out| async move {
-            let payload = payload(&first.environment_variables)?;
-            let changes = read_stdin(&mut stream, |m: PostReceiveHookRequest| m.stdin).await?;
-            let repository = first.repository.clone().unwrap_or_default();
-            if payload.transaction.as_ref().is_some_and(|t| !t.primary) {
-                return Ok(());
-            }
-            check_receive(&payload, &repository.gl_repository, &changes, false)?;
-            let run = Run {
-                deps: &deps,
-                repo: &path.path,
-                payload: &payload,
-                env: &first.environment_variables,
-                push_options: &first.git_push_options,
-            };
-            run.custom("post-receive", &[], &changes, &out).await
-        },
-        chunk,
-        finish,
-    ))
+    receive::handle(deps, req, run).await
 }
 
-fn chunk(c: Chunk) -> PostReceiveHookResponse {
-    match c {
-        Chunk::Stdout(stdout) => PostReceiveHookResponse { stdout, ..Default::default() },
-        Chunk::Stderr(stderr) => PostReceiveHookResponse { stderr, ..Default::default() },
+async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
+    check_receive(&rx.payload, &rx.repository.gl_repository, &rx.changes, false)?;
+    if let Some(gitlab) = rx.deps.gitlab.clone() {
+        let user = rx.payload.user_details.clone().unwrap_or_default();
+        let changes = String::from_utf8_lossy(&rx.changes);
+        let (counted, shown) = gitlab
+            .post_receive(&rx.repository.gl_repository, &user.userid, &changes, &rx.push_options)
+            .await
+            .map_err(|e| Failure::Message(format!("GitLab: {e}")))?;
+        let (text, invalid) = messages::format(&shown);
+        if !text.is_empty() && out.send(Chunk::Stdout(text)).await.is_err() {
+            return Err(Failure::Message("error writing messages to stream: client went away".into()));
+        }
+        if let Some(e) = invalid {
+            return Err(Failure::Message(format!("error writing messages to stream: {e}")));
+        }
+        if !counted {
+            // GitLab did not uncount the push: a failure without a reason, as upstream.
+            return Err(Failure::Message(String::new()));
+        }
     }
-}
-
-/// In-band like pre-receive: a hook's exit code, or 1 with the reason.
-fn finish(outcome: std::result::Result<(), Failure>) -> Result<PostReceiveHookResponse> {
-    let (value, stderr) = match outcome {
-        Ok(()) => (0, Vec::new()),
-        Err(Failure::Exit(code)) => (code, Vec::new()),
-        Err(Failure::Message(m)) => (1, m.into_bytes()),
-    };
-    Ok(PostReceiveHookResponse { exit_status: Some(ExitStatus { value }), stderr, ..Default::default() })
+    rx.custom("post-receive", &out).await
 }

@@ -14,7 +14,7 @@ pub(super) async fn handle(
     correlation_id: Option<&str>,
 ) -> Result<BoxStream<CreateBundleResponse>> {
     let path = deps.storages.repo(req.repository.as_ref())?;
-    let mut running = bundle::create_all(&deps.git, &path.path, correlation_id)?;
+    let mut running = bundle::create_all(&deps.git, &path.path, &crate::service::quarantine(&path), correlation_id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<tonic::Result<CreateBundleResponse>>(4);
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK_SIZE];

@@ -61,7 +61,15 @@ pub(super) async fn handle(
             None => None,
         };
     }
-    match objects_size::objects_size(&deps.git, &path.path, &revisions, correlation_id).await? {
+    match objects_size::objects_size(
+        &deps.git,
+        &path.path,
+        &crate::service::quarantine(&path),
+        &revisions,
+        correlation_id,
+    )
+    .await?
+    {
         Size::Bytes(size) => Ok(ObjectsSizeResponse { size }),
         Size::RevisionNotFound(r) => Err(Error::not_found("revision not found").with_metadata("revision", r)),
     }
