@@ -106,10 +106,10 @@ impl Config {
                 errs.push("tls", "tls_listen_addr is set but [tls] is not");
             }
         }
-        if let Some(socket) = &self.socket_path {
-            if socket.as_os_str().len() > MAX_SOCKET_PATH {
-                errs.push("socket_path", format!("{socket:?} is too long for a Unix socket"));
-            }
+        if let Some(socket) = &self.socket_path
+            && socket.as_os_str().len() > MAX_SOCKET_PATH
+        {
+            errs.push("socket_path", format!("{socket:?} is too long for a Unix socket"));
         }
         if let Some(tls) = &self.tls {
             errs.file_exists("tls.certificate_path", &tls.certificate_path);
