@@ -6,7 +6,8 @@
 #      --no-local` of the bare repository directly (median of RUNS,
 #      interleaved);
 #   2. with `[pack_objects_cache]` on: the node's CPU for the first clone of
-#      a state and for repeated clones of the same state;
+#      a state and for repeated clones of the same state, on the repository
+#      and on a copy without its bitmap index;
 #   3. 8 concurrent clones, against 8 concurrent `git clone --no-local`;
 #   4. a push of 1,000 new commits through gitaly-ssh (hooks included),
 #      against a local `git push` into a copy of the same repository.
@@ -87,16 +88,22 @@ dir = \"$work/pack-cache\"
 max_age = \"5m\"
 min_occurrences = 0"
 cached=$pid
-timed first "$cached" ssh_git cached upload-pack clone --bare --quiet ssh://gitaly/bench.git "$work/dst"
-for _ in $(seq "$runs"); do
-    timed repeat "$cached" ssh_git cached upload-pack clone --bare --quiet ssh://gitaly/bench.git "$work/dst"
+# The same repository without its bitmap index, as before the first
+# maintenance run: there git pays for counting and packing on a miss.
+cp -a "$repo" "$work/storage/nobitmap.git"
+rm -f "$work/storage/nobitmap.git"/objects/pack/*.bitmap
+for rel in bench nobitmap; do
+    REL="$rel.git" timed "first-$rel" "$cached" ssh_git cached upload-pack clone --bare --quiet ssh://gitaly/x.git "$work/dst"
+    for _ in $(seq "$runs"); do
+        REL="$rel.git" timed "repeat-$rel" "$cached" ssh_git cached upload-pack clone --bare --quiet ssh://gitaly/x.git "$work/dst"
+    done
+    git -C "$work/dst" fsck --no-progress --connectivity-only
+    report "first-$rel" "$rel.git: first clone, pack-objects cache on"
+    report "repeat-$rel" "$rel.git: repeated clone of the same state, cache on"
+    first_cpu=$(cut -d' ' -f2 "$work/t-first-$rel")
+    repeat_cpu=$(cut -d' ' -f2 "$work/t-repeat-$rel" | median)
+    echo "$rel.git: repeated / first clone node CPU: $(awk -v a="$repeat_cpu" -v b="$first_cpu" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
 done
-git -C "$work/dst" fsck --no-progress --connectivity-only
-report first "first clone, pack-objects cache on"
-report repeat "repeated clone of the same state, cache on"
-first_cpu=$(cut -d' ' -f2 "$work/t-first")
-repeat_cpu=$(cut -d' ' -f2 "$work/t-repeat" | median)
-echo "repeated / first clone node CPU: $(awk -v a="$repeat_cpu" -v b="$first_cpu" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
 
 concurrent() {
     local t0 t1 i
