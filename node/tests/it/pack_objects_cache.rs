@@ -9,65 +9,15 @@
 
 use crate::support::fixture::{copy_repo, rel};
 use crate::support::git::Format;
+use crate::support::wire::{GITALY_SSH, HttpFrontDoor, assert_fsck_and_refs, git, git_ok, refs};
 use crate::support::{Node, STORAGE};
 use cairn_node::config::Config;
 use cairn_proto::gitaly::hook_service_client::HookServiceClient;
 use cairn_proto::gitaly::*;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-const GITALY_SSH: &str = env!("CARGO_BIN_EXE_gitaly-ssh");
-const GITALY_HTTP: &str = env!("CARGO_BIN_EXE_gitaly-http");
-
-async fn git(dir: Option<PathBuf>, args: &[&str], env: Vec<(String, String)>) -> Output {
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new("git");
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", "/nonexistent")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Pusher")
-            .env("GIT_AUTHOR_EMAIL", "pusher@example.com")
-            .env("GIT_COMMITTER_NAME", "Pusher")
-            .env("GIT_COMMITTER_EMAIL", "pusher@example.com")
-            .env("GIT_TERMINAL_PROMPT", "0");
-        if let Some(d) = dir {
-            cmd.arg("-C").arg(d);
-        }
-        cmd.args(&args).envs(env).stdin(Stdio::null()).output().expect("git runs")
-    })
-    .await
-    .expect("join")
-}
-
-async fn git_ok(dir: Option<PathBuf>, args: &[&str], env: Vec<(String, String)>) -> String {
-    let out = git(dir, args, env).await;
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim_end().to_owned()
-}
-
-fn refs(repo: &Path) -> String {
-    let out = Command::new("git")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .arg("-C")
-        .arg(repo)
-        .args(["for-each-ref", "--format=%(objectname) %(refname)"])
-        .output()
-        .expect("git runs");
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn assert_fsck_and_refs(clone: &Path, source: &Path) {
-    let out = Command::new("git").arg("-C").arg(clone).args(["fsck", "--strict"]).output().expect("fsck");
-    assert!(out.status.success(), "fsck: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(refs(clone), refs(source), "clone refs equal the source's");
-}
 
 /// Environment making git fetch from `relative` on `node` through gitaly-ssh.
 fn ssh_env(node: &Node, relative: &str, extra: &str) -> Vec<(String, String)> {
@@ -213,41 +163,12 @@ async fn repeated_ssh_clone_is_a_cache_hit_sha256() {
     repeated_ssh_clone_is_a_hit(Format::Sha256).await;
 }
 
-/// A running `gitaly-http`; dropping it kills the process.
-struct HttpFrontDoor {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl HttpFrontDoor {
-    fn start(node: &Node) -> Self {
-        let mut child = Command::new(GITALY_HTTP)
-            .args(["--listen", "127.0.0.1:0", "--storage", STORAGE, "--address"])
-            .arg(format!("unix:{}", node.socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("gitaly-http starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address");
-        let addr = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
-        Self { child, addr }
-    }
-}
-
-impl Drop for HttpFrontDoor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_http_clone_is_a_cache_hit() {
     let node = cached_node(|_| {}).await;
     let source = copy_repo(&node.storage, Format::Sha1, "long");
     let relative = rel(Format::Sha1, "long");
-    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&node));
+    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&node, STORAGE));
     let url = format!("http://{}/{relative}", front.addr);
     let tmp = tempfile::tempdir().expect("tempdir");
     for (i, proto) in ["protocol.version=2", "protocol.version=2"].iter().enumerate() {

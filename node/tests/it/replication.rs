@@ -8,18 +8,16 @@
 
 use crate::support::fixture::{LONG_COMMITS, copy_repo, rel};
 use crate::support::git::{Format, TestRepo, git};
+use crate::support::wire::HttpFrontDoor;
 use crate::support::{Node, snapshot};
 use base64::Engine as _;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::*;
 use futures::StreamExt as _;
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use tonic::Code;
 use tonic::transport::Channel;
-
-const GITALY_HTTP: &str = env!("CARGO_BIN_EXE_gitaly-http");
 
 /// A node whose single storage is called `name`.
 async fn node_named(name: &str) -> Node {
@@ -259,39 +257,6 @@ async fn get_snapshot_holds_refs_and_objects_only() {
         .await
         .expect_err("no storage");
     assert_eq!(err.code(), Code::InvalidArgument);
-}
-
-/// A running `gitaly-http` in front of `node`; dropping it kills the process.
-struct HttpFrontDoor {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl HttpFrontDoor {
-    fn start(node: &Node, storage: &str) -> Self {
-        let mut child = Command::new(GITALY_HTTP)
-            .args(["--listen", "127.0.0.1:0", "--storage", storage, "--address"])
-            .arg(format!("unix:{}", node.socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("gitaly-http starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address");
-        let addr = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
-        Self { child, addr }
-    }
-
-    fn url(&self, relative: &str) -> String {
-        format!("http://{}/{relative}", self.addr)
-    }
-}
-
-impl Drop for HttpFrontDoor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Accepts one HTTP request on loopback, answers 401 and returns its head.

@@ -7,61 +7,14 @@
 
 use crate::support::fixture::{LONG_COMMITS, copy_repo, rel};
 use crate::support::git::Format;
+use crate::support::wire::{GITALY_SSH, HttpFrontDoor, assert_fsck_and_refs, git, git_ok, refs};
 use crate::support::{Node, STORAGE};
 use cairn_proto::gitaly::smart_http_service_client::SmartHttpServiceClient;
 use cairn_proto::gitaly::ssh_service_client::SshServiceClient;
 use cairn_proto::gitaly::*;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const GITALY_SSH: &str = env!("CARGO_BIN_EXE_gitaly-ssh");
-const GITALY_HTTP: &str = env!("CARGO_BIN_EXE_gitaly-http");
-
-/// Runs client-side git (hermetic config) with extra environment, off the
-/// async threads (the node runs on this runtime).
-async fn git(dir: Option<PathBuf>, args: &[&str], env: Vec<(String, String)>) -> Output {
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new("git");
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", "/nonexistent")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Pusher")
-            .env("GIT_AUTHOR_EMAIL", "pusher@example.com")
-            .env("GIT_COMMITTER_NAME", "Pusher")
-            .env("GIT_COMMITTER_EMAIL", "pusher@example.com")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .args(["-c", "init.defaultBranch=main", "-c", "gc.auto=0"]);
-        if let Some(d) = dir {
-            cmd.arg("-C").arg(d);
-        }
-        cmd.args(&args).envs(env).stdin(Stdio::null()).output().expect("git runs")
-    })
-    .await
-    .expect("join")
-}
-
-async fn git_ok(dir: Option<PathBuf>, args: &[&str], env: Vec<(String, String)>) -> String {
-    let out = git(dir, args, env).await;
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim_end().to_owned()
-}
-
-fn refs(repo: &Path) -> String {
-    let out = Command::new("git")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .arg("-C")
-        .arg(repo)
-        .args(["for-each-ref", "--format=%(objectname) %(refname)"])
-        .output()
-        .expect("git runs");
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 /// A gitaly-ssh payload for `relative` on the node's storage, in protojson.
 fn payload(relative: &str, extra: &str) -> String {
@@ -95,12 +48,6 @@ async fn new_commit(repo: &Path, parent: &str, message: &str) -> String {
     let dir = Some(repo.to_owned());
     let tree = git_ok(dir.clone(), &["rev-parse", &format!("{parent}^{{tree}}")], vec![]).await;
     git_ok(dir, &["commit-tree", &tree, "-p", parent, "-m", message], vec![]).await
-}
-
-fn assert_fsck_and_refs(clone: &Path, source: &Path) {
-    let out = Command::new("git").arg("-C").arg(clone).args(["fsck", "--strict"]).output().expect("fsck");
-    assert!(out.status.success(), "fsck: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(refs(clone), refs(source), "mirror refs equal the source's");
 }
 
 async fn ssh_round_trip(format: Format, sidechannel: bool, protocol: &str) {
@@ -152,43 +99,10 @@ async fn gitaly_ssh_sha256_clone_fetch_push() {
     ssh_round_trip(Format::Sha256, true, "version=2").await;
 }
 
-/// A running `gitaly-http`; dropping it kills the process.
-struct HttpFrontDoor {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl HttpFrontDoor {
-    fn start(node: &Node) -> Self {
-        let mut child = Command::new(GITALY_HTTP)
-            .args(["--listen", "127.0.0.1:0", "--storage", STORAGE, "--address"])
-            .arg(format!("unix:{}", node.socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("gitaly-http starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("read address");
-        let addr = line.trim().strip_prefix("listening on ").expect("address line").to_owned();
-        Self { child, addr }
-    }
-
-    fn url(&self, relative: &str) -> String {
-        format!("http://{}/{relative}", self.addr)
-    }
-}
-
-impl Drop for HttpFrontDoor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn http_round_trip(format: Format, protocol: &str) {
     let node = Node::start().await;
     let (relative, source) = long_copy(&node, format);
-    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&node));
+    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&node, STORAGE));
     let tmp = tempfile::tempdir().expect("tempdir");
     let mirror = tmp.path().join("mirror.git");
     let url = front.url(&relative);

@@ -3,6 +3,7 @@
 
 pub mod fixture;
 pub mod git;
+pub mod wire;
 
 use cairn_node::config::{Config, Storage};
 use cairn_proto::gitaly::Repository;
