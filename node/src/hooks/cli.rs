@@ -65,7 +65,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(&args, &env, tokio::io::stdin(), tokio::io::stdout(), tokio::io::stderr()));
+    let stdout: Box<dyn AsyncWrite + Unpin> =
+        if is_pack_objects(&args) { Box::new(DirectStdout) } else { Box::new(tokio::io::stdout()) };
+    let result = runtime.block_on(run(&args, &env, tokio::io::stdin(), stdout, tokio::io::stderr()));
     // Reading stdin may still block a runtime thread; do not wait for it.
     runtime.shutdown_background();
     match result {
@@ -78,6 +80,42 @@ pub fn main() -> ExitCode {
             log(&env, &crate::error::error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether git runs this process as upload-pack's pack-objects hook.
+fn is_pack_objects(args: &[String]) -> bool {
+    args.get(1).is_some_and(|a| a == "git")
+}
+
+/// stdout written from the runtime's own thread. tokio's stdout hands each
+/// write to a blocking-pool thread; for a pack relayed in 64 KiB packets
+/// those thread hand-offs cost more CPU than the copying itself. A blocked
+/// write cannot hold up the request: the node answers only after it has
+/// read all of stdin.
+struct DirectStdout;
+
+impl AsyncWrite for DirectStdout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(rustix::io::write(std::io::stdout(), buf).map_err(std::io::Error::from))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
