@@ -369,6 +369,8 @@ pub async fn fetch_url(
         .git_dir(repo)
         .flag("--no-write-fetch-head")
         .flag("--porcelain")
+        // All references move together or none does.
+        .flag("--atomic")
         .env("GIT_SSH_COMMAND", &opts.ssh_command)
         .config("advice.fetchShowForcedUpdates", "false")
         .config("core.hooksPath", "/dev/null");
