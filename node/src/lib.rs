@@ -14,6 +14,7 @@ pub mod fsinfo;
 pub mod git;
 pub mod gitlab;
 pub mod hooks;
+pub mod protojson;
 pub mod server;
 pub mod service;
 pub mod signing;

@@ -173,16 +173,7 @@ impl Metadata {
 /// Decodes a request from protojson (field names in lowerCamelCase or as
 /// in the .proto file), as upstream's `protojson.Unmarshal`.
 pub fn from_protojson<T: prost::Message + prost::Name + Default>(json: &str) -> Result<T, SshError> {
-    let pool = prost_reflect::DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| SshError::Payload(e.to_string()))?;
-    let desc = pool
-        .get_message_by_name(&T::full_name())
-        .ok_or_else(|| SshError::Payload(format!("unknown message {}", T::full_name())))?;
-    let mut de = serde_json::Deserializer::from_str(json);
-    let dynamic =
-        prost_reflect::DynamicMessage::deserialize(desc, &mut de).map_err(|e| SshError::Payload(e.to_string()))?;
-    de.end().map_err(|e| SshError::Payload(e.to_string()))?;
-    dynamic.transcode_to().map_err(|e| SshError::Payload(e.to_string()))
+    crate::protojson::decode(json).map_err(|e| SshError::Payload(e.to_string()))
 }
 
 /// Writes responses to stdout/stderr until the server ends the stream;

@@ -182,26 +182,13 @@ pub fn lookup<S: AsRef<str>>(env: &[S], key: &str) -> Option<String> {
     })
 }
 
-fn descriptor() -> prost_reflect::MessageDescriptor {
-    static POOL: std::sync::LazyLock<prost_reflect::DescriptorPool> = std::sync::LazyLock::new(|| {
-        prost_reflect::DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET)
-            .expect("the embedded descriptors decode")
-    });
-    POOL.get_message_by_name("gitaly.Repository").expect("gitaly.Repository is in the descriptors")
-}
-
 /// protojson of a Repository (lowerCamelCase names, defaults left out).
 fn to_protojson(repo: &Repository) -> String {
-    let dynamic = prost_reflect::DynamicMessage::decode(descriptor(), prost::Message::encode_to_vec(repo).as_slice())
-        .expect("a message re-decodes with its own descriptor");
-    serde_json::to_string(&dynamic).expect("protojson of plain fields")
+    crate::protojson::encode(repo).expect("a Repository always has a protojson form")
 }
 
 fn from_protojson(json: &str) -> Result<Repository, String> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let dynamic = prost_reflect::DynamicMessage::deserialize(descriptor(), &mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    dynamic.transcode_to().map_err(|e| e.to_string())
+    crate::protojson::decode(json).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -85,14 +85,7 @@ pub(super) fn internal_remote(deps: &Deps, server: &ServerInfo, repository: &Rep
 
 /// Encodes `msg` as protojson, the payload format gitaly-ssh reads.
 fn to_protojson<T: prost::Message + prost::Name>(msg: &T) -> Result<String> {
-    let pool = prost_reflect::DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| Error::internal("decode descriptors", e))?;
-    let desc = pool
-        .get_message_by_name(&T::full_name())
-        .ok_or_else(|| Error::internal_msg(format!("unknown message {}", T::full_name())))?;
-    let mut dynamic = prost_reflect::DynamicMessage::new(desc);
-    dynamic.transcode_from(msg).map_err(|e| Error::internal("transcode payload", e))?;
-    serde_json::to_string(&dynamic).map_err(|e| Error::internal("marshal payload", e))
+    crate::protojson::encode(msg).map_err(|e| Error::internal("encode payload", e))
 }
 
 /// Whether two repository messages name the same repository on this node
