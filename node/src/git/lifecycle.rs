@@ -102,23 +102,7 @@ pub async fn create(
     init = init.flag_value("--object-format", options.object_format.as_str()).arg(&new_repo);
     factory.run(init, correlation_id).await?;
 
-    let target = target.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<(), GitError> {
-        File::create(new_repo.join(FULL_REPACK_TIMESTAMP)).map_err(GitError::io("write full-repack timestamp"))?;
-        sync_tree(&new_repo).map_err(GitError::io("sync new repository"))?;
-        let _lock = RepoLock::acquire(&target)?;
-        if exists(&target) {
-            return Err(GitError::AlreadyExists("repository exists already"));
-        }
-        std::fs::rename(&new_repo, &target).map_err(GitError::io("move repository into place"))?;
-        if let Some(parent) = target.parent() {
-            sync_dir(parent).map_err(GitError::io("sync parent directory"))?;
-        }
-        drop(staging);
-        Ok(())
-    })
-    .await
-    .map_err(|e| GitError::Io { step: "create repository", source: std::io::Error::other(e) })?
+    move_into_place(staging, new_repo, target).await
 }
 
 /// Removes the repository at `target`: renamed into `tmp_root` under the
@@ -174,6 +158,23 @@ where
         .map_err(GitError::io("create temporary directory"))?;
     let new_repo = staging.path().join("repo.git");
     seed(new_repo.clone()).await?;
+    move_into_place(staging, new_repo, target).await?;
+    Ok(())
+}
+
+/// Moves whatever sits at `target` (a directory that is not a valid
+/// repository) out of the way into `tmp_root`, where it is deleted.
+pub async fn discard_invalid(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
+    if !exists(target) {
+        return Ok(());
+    }
+    remove(target, tmp_root).await
+}
+
+/// Makes the repository built in `staging` durable and renames it to
+/// `target` under the repository lock, unless something appeared there
+/// meanwhile.
+async fn move_into_place(staging: tempfile::TempDir, new_repo: PathBuf, target: &Path) -> Result<(), GitError> {
     let target = target.to_owned();
     tokio::task::spawn_blocking(move || -> Result<(), GitError> {
         File::create(new_repo.join(FULL_REPACK_TIMESTAMP)).map_err(GitError::io("write full-repack timestamp"))?;
@@ -190,15 +191,5 @@ where
         Ok(())
     })
     .await
-    .map_err(|e| GitError::Io { step: "create repository", source: std::io::Error::other(e) })??;
-    Ok(())
-}
-
-/// Moves whatever sits at `target` (a directory that is not a valid
-/// repository) out of the way into `tmp_root`, where it is deleted.
-pub async fn discard_invalid(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
-    if !exists(target) {
-        return Ok(());
-    }
-    remove(target, tmp_root).await
+    .map_err(|e| GitError::Io { step: "create repository", source: std::io::Error::other(e) })?
 }
