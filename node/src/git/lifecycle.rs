@@ -85,24 +85,16 @@ pub async fn create(
     options: &CreateOptions,
     correlation_id: Option<&str>,
 ) -> Result<(), GitError> {
-    if exists(target) {
-        return Err(GitError::AlreadyExists("repository exists already"));
-    }
-    std::fs::create_dir_all(tmp_root).map_err(GitError::io("create temporary directory"))?;
-    let staging = tempfile::Builder::new()
-        .prefix("create-")
-        .tempdir_in(tmp_root)
-        .map_err(GitError::io("create temporary directory"))?;
-    let new_repo = staging.path().join("repo.git");
-
     let mut init = GitCommand::new(Subcommand::Init).flag("--bare").flag("--quiet");
     if let Some(branch) = &options.default_branch {
         init = init.flag_value("--initial-branch", branch);
     }
-    init = init.flag_value("--object-format", options.object_format.as_str()).arg(&new_repo);
-    factory.run(init, correlation_id).await?;
-
-    move_into_place(staging, new_repo, target).await
+    init = init.flag_value("--object-format", options.object_format.as_str());
+    create_seeded(target, tmp_root, |new_repo| async move {
+        factory.run(init.arg(&new_repo), correlation_id).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Removes the repository at `target`: renamed into `tmp_root` under the
@@ -140,7 +132,7 @@ pub async fn remove(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
 
 /// Creates the repository at `target` by letting `seed` build it at a fresh
 /// path inside `tmp_root` (by `git init`, `git clone`, a snapshot...), then
-/// moving the result into place as [`create`] does. A failing seed leaves
+/// moving the result into place. A failing seed leaves
 /// nothing behind; so does a target that appeared meanwhile.
 pub async fn create_seeded<E, F, Fut>(target: &Path, tmp_root: &Path, seed: F) -> Result<(), E>
 where
