@@ -40,7 +40,8 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl ValidationErrors {
-    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    /// Records one problem.
+    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(ValidationError { key: key.into(), message: message.into() });
     }
 
@@ -48,7 +49,8 @@ impl ValidationErrors {
         self.exists(key, path, std::fs::Metadata::is_dir, "a directory");
     }
 
-    fn file_exists(&mut self, key: &str, path: &Path) {
+    /// Records a problem unless `path` is an existing file.
+    pub fn file_exists(&mut self, key: &str, path: &Path) {
         self.exists(key, path, std::fs::Metadata::is_file, "a file");
     }
 
@@ -64,7 +66,8 @@ impl ValidationErrors {
         }
     }
 
-    fn listen_addr(&mut self, key: &str, addr: &str) {
+    /// Records a problem unless `addr` is `host:port`.
+    pub fn listen_addr(&mut self, key: &str, addr: &str) {
         // Go accepts ":8075" (all interfaces) and host names; require host:port.
         let ok = addr.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
         if !ok {

@@ -1,0 +1,5 @@
+//! `praefect`: the Cairn router.
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

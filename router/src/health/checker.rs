@@ -1,0 +1,1 @@
+//! The health checker loop (filled in by the health/replication work).

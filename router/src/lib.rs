@@ -1,0 +1,10 @@
+//! Cairn's router: a Praefect-compatible front for a cluster of storage
+//! nodes. Clients address repositories on a virtual storage; the router
+//! keeps, in PostgreSQL, which nodes hold each repository and how current
+//! they are, proxies every RPC to the right node(s) after rewriting the
+//! repository, replicates, health-checks and fails over.
+
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod nodes;

@@ -1,0 +1,5 @@
+//! Shared test helpers.
+
+#![allow(dead_code, reason = "each test module uses a different subset")]
+
+pub mod pg;
