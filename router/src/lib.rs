@@ -6,5 +6,7 @@
 
 pub mod config;
 pub mod db;
+pub mod election;
 pub mod health;
 pub mod nodes;
+pub mod server;
