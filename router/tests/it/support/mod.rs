@@ -2,4 +2,5 @@
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
+pub mod cluster;
 pub mod pg;
