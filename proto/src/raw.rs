@@ -78,6 +78,66 @@ pub fn find_bytes<'a>(buf: &'a [u8], path: &[u32]) -> Option<&'a [u8]> {
     if rest.is_empty() { Some(found.payload) } else { find_bytes(found.payload, rest) }
 }
 
+/// Appends `value` as a base-128 varint.
+pub fn write_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// The payload of a singular length-delimited field at `path` as a decoder
+/// sees it: protobuf merges repeated occurrences of a message field, so the
+/// payloads of every occurrence are concatenated at each level.
+pub fn merged_bytes(buf: &[u8], path: &[u32]) -> Option<Vec<u8>> {
+    let (first, rest) = path.split_first()?;
+    let mut merged = Vec::new();
+    let mut found = false;
+    for f in fields(buf).filter(|f| f.number == *first && f.wire_type == LEN) {
+        merged.extend_from_slice(f.payload);
+        found = true;
+    }
+    if !found {
+        return None;
+    }
+    if rest.is_empty() { Some(merged) } else { merged_bytes(&merged, rest) }
+}
+
+/// Rewrites the field at `path` so that a decoder sees exactly `payload`
+/// there: every occurrence of each field on the path is folded into one,
+/// written where the last occurrence was (so oneof members keep their
+/// order). `None` when the path is absent or the message is malformed.
+pub fn replace_merged(buf: &[u8], path: &[u32], payload: &[u8]) -> Option<Vec<u8>> {
+    let (first, rest) = path.split_first()?;
+    let occurrences: Vec<RawField<'_>> = fields(buf).filter(|f| f.number == *first && f.wire_type == LEN).collect();
+    let last = occurrences.last()?;
+    // A truncated message must not be silently shortened.
+    let parsed_len: usize = fields(buf).map(|f| f.span.1 - f.span.0).sum();
+    if parsed_len != buf.len() {
+        return None;
+    }
+    let new_payload = if rest.is_empty() {
+        payload.to_vec()
+    } else {
+        let merged: Vec<u8> = occurrences.iter().flat_map(|f| f.payload.iter().copied()).collect();
+        replace_merged(&merged, rest, payload)?
+    };
+    let mut out = Vec::with_capacity(buf.len() + new_payload.len());
+    let mut pos = 0;
+    for f in &occurrences {
+        out.extend_from_slice(&buf[pos..f.span.0]);
+        if f.span == last.span {
+            write_varint((u64::from(*first) << 3) | u64::from(LEN), &mut out);
+            write_varint(new_payload.len() as u64, &mut out);
+            out.extend_from_slice(&new_payload);
+        }
+        pos = f.span.1;
+    }
+    out.extend_from_slice(&buf[pos..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +184,45 @@ mod tests {
             let _ = find_bytes(&bytes[..cut], &[2]);
         }
         assert!(find_bytes(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &[1]).is_none());
+    }
+
+    #[test]
+    fn replace_merged_folds_repeated_occurrences() {
+        let header = |r: Repository| UserCommitFilesRequest {
+            user_commit_files_request_payload: Some(user_commit_files_request::UserCommitFilesRequestPayload::Header(
+                UserCommitFilesRequestHeader { repository: Some(r), ..Default::default() },
+            )),
+        };
+        // Two occurrences of the repository: a decoder merges them.
+        let mut bytes = header(repo("first.git")).encode_to_vec();
+        bytes.extend(header(Repository { gl_repository: "project-1".into(), ..Default::default() }).encode_to_vec());
+        let merged = merged_bytes(&bytes, &[1, 1]).expect("present");
+        let decoded = Repository::decode(merged.as_slice()).expect("decodes");
+        assert_eq!((decoded.relative_path.as_str(), decoded.gl_repository.as_str()), ("first.git", "project-1"));
+
+        let replacement = Repository { storage_name: "node-1".into(), relative_path: "@cluster/x".into(), ..decoded };
+        let out = replace_merged(&bytes, &[1, 1], &replacement.encode_to_vec()).expect("rewritten");
+        let req = UserCommitFilesRequest::decode(out.as_slice()).expect("decodes");
+        let Some(user_commit_files_request::UserCommitFilesRequestPayload::Header(h)) =
+            req.user_commit_files_request_payload
+        else {
+            panic!("header expected")
+        };
+        assert_eq!(h.repository, Some(replacement));
+    }
+
+    #[test]
+    fn replace_merged_keeps_other_fields_and_rejects_truncation() {
+        let req = LinkRepositoryToObjectPoolRequest {
+            object_pool: Some(ObjectPool { repository: Some(repo("@pools/aa/bb/pool.git")) }),
+            repository: Some(repo("member.git")),
+        };
+        let bytes = req.encode_to_vec();
+        let out = replace_merged(&bytes, &[2], &repo("moved.git").encode_to_vec()).expect("rewritten");
+        let back = LinkRepositoryToObjectPoolRequest::decode(out.as_slice()).expect("decodes");
+        assert_eq!(back.repository, Some(repo("moved.git")));
+        assert_eq!(back.object_pool, req.object_pool);
+        assert!(replace_merged(&bytes[..bytes.len() - 1], &[2], b"").is_none());
+        assert!(replace_merged(&bytes, &[9], b"").is_none());
     }
 }

@@ -9,4 +9,5 @@ pub mod db;
 pub mod election;
 pub mod health;
 pub mod nodes;
+pub mod proxy;
 pub mod server;

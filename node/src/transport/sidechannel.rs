@@ -79,6 +79,12 @@ impl Sidechannel {
     pub fn into_split(self) -> (SidechannelReader, SidechannelWriter) {
         (self.reader, self.writer)
     }
+
+    /// The stream without de-framing, for proxies that relay the client's
+    /// frames unchanged. Only valid before anything was read.
+    pub fn into_raw(self) -> MuxStream {
+        self.reader.inner.inner.unsplit(self.writer.inner)
+    }
 }
 
 crate::transport::delegate_async_read!(Sidechannel, reader);

@@ -1,0 +1,450 @@
+//! Routing of repository-scoped calls by their operation type.
+
+use super::frame::{self, Collected};
+use super::{Call, Shared, pick, repository_at, rewrite};
+use crate::db::repositories::{IntentId, Outcome, RepoState};
+use crate::election;
+use cairn_proto::facts::Operation;
+use cairn_proto::gitaly::Repository;
+use std::sync::Arc;
+use tonic::Status;
+use tonic::body::Body;
+
+/// Methods that create the repository they target.
+const CREATIONS: &[&str] = &[
+    "/gitaly.RepositoryService/CreateRepository",
+    "/gitaly.RepositoryService/CreateFork",
+    "/gitaly.RepositoryService/CreateRepositoryFromBundle",
+    "/gitaly.RepositoryService/CreateRepositoryFromSnapshot",
+    "/gitaly.RepositoryService/CreateRepositoryFromURL",
+    "/gitaly.RepositoryService/ReplicateRepository",
+    "/gitaly.RepositoryService/RestoreRepository",
+    "/gitaly.ObjectPoolService/CreateObjectPool",
+];
+
+/// Creations that update the repository instead when it already exists.
+const UPSERTS: &[&str] =
+    &["/gitaly.RepositoryService/ReplicateRepository", "/gitaly.RepositoryService/RestoreRepository"];
+
+/// Reads whose answer depends on how a replica is packed: always the primary.
+const PRIMARY_READS: &[&str] =
+    &["/gitaly.RepositoryService/RepositorySize", "/gitaly.RepositoryService/GetObjectDirectorySize"];
+
+/// Header a client sets to read from the primary only.
+const ACCESSOR_POLICY: &str = "gitaly-route-repository-accessor-policy";
+
+/// Codes with which a node refuses a call before changing anything.
+fn changed_nothing(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | NotFound
+            | AlreadyExists
+            | PermissionDenied
+            | Unauthenticated
+            | Unimplemented
+            | FailedPrecondition
+    )
+}
+
+pub(crate) fn not_found(virtual_storage: &str, relative_path: &str) -> Status {
+    let mut status = Status::not_found("repository not found");
+    let md = status.metadata_mut();
+    if let Ok(v) = virtual_storage.parse() {
+        md.insert("storage_name", v);
+    }
+    if let Ok(v) = relative_path.parse() {
+        md.insert("relative_path", v);
+    }
+    status
+}
+
+/// The target repository, validated against the configuration.
+pub(crate) fn target(shared: &Shared, call: &Call) -> Result<Repository, Status> {
+    let path = call.facts.target_repository.ok_or_else(|| Status::internal("RPC without a target repository"))?;
+    let repo =
+        repository_at(&call.first.message, path)?.ok_or_else(|| Status::invalid_argument("repository not set"))?;
+    if repo.storage_name.is_empty() {
+        return Err(Status::invalid_argument("storage name not set"));
+    }
+    if repo.relative_path.is_empty() {
+        return Err(Status::invalid_argument("relative path not set"));
+    }
+    if shared.config.virtual_storage(&repo.storage_name).is_none() {
+        return Err(Status::invalid_argument(format!("virtual storage {:?} does not exist", repo.storage_name)));
+    }
+    Ok(repo)
+}
+
+impl Shared {
+    pub(super) async fn repository_scoped(
+        self: &Arc<Self>,
+        call: Call,
+        rest: Body,
+    ) -> Result<http::Response<Body>, Status> {
+        let repo = target(self, &call)?;
+        let method = call.facts.full_method;
+        if let Some(response) = self.intercept(&call, &repo).await? {
+            return Ok(response);
+        }
+        match call.facts.op {
+            Some(Operation::Accessor) => self.accessor(call, rest, repo).await,
+            Some(Operation::Mutator) if CREATIONS.contains(&method) => self.creation(call, rest, repo).await,
+            Some(Operation::Mutator) => self.mutator(call, rest, repo).await,
+            Some(Operation::Maintenance) => self.maintenance(call, rest, repo).await,
+            None => Err(Status::internal(format!("{method} has no operation type"))),
+        }
+    }
+
+    /// The message with target (and additional) repository rewritten to
+    /// `storage`.
+    async fn rewritten(
+        &self,
+        call: &Call,
+        repo: &Repository,
+        state: &RepoState,
+        storage: &str,
+    ) -> Result<Vec<u8>, Status> {
+        let path = call.facts.target_repository.ok_or_else(|| Status::internal("RPC without a target repository"))?;
+        let mut physical = repo.clone();
+        physical.storage_name = storage.to_owned();
+        physical.relative_path = state.replica_path.clone();
+        let mut message = rewrite(&call.first.message, path, &physical)?;
+        if let Some(additional_path) = call.facts.additional_repository {
+            if let Some(additional) = repository_at(&message, additional_path)? {
+                if additional.storage_name != repo.storage_name {
+                    return Err(Status::invalid_argument(format!(
+                        "additional repository is on virtual storage {:?}, not {:?}",
+                        additional.storage_name, repo.storage_name
+                    )));
+                }
+                let other = self
+                    .db
+                    .repository(&additional.storage_name, &additional.relative_path)
+                    .await?
+                    .ok_or_else(|| not_found(&additional.storage_name, &additional.relative_path))?;
+                let mut physical = additional.clone();
+                physical.storage_name = storage.to_owned();
+                physical.relative_path = other.replica_path;
+                message = rewrite(&message, additional_path, &physical)?;
+            }
+        }
+        Ok(message)
+    }
+
+    async fn accessor(&self, call: Call, rest: Body, repo: Repository) -> Result<http::Response<Body>, Status> {
+        let vs = repo.storage_name.as_str();
+        let state =
+            self.db.repository(vs, &repo.relative_path).await?.ok_or_else(|| not_found(vs, &repo.relative_path))?;
+        let storages = self.storages(vs);
+        let primary_only = PRIMARY_READS.contains(&call.facts.full_method)
+            || call.parts.headers.get(ACCESSOR_POLICY).is_some_and(|v| v.as_bytes() == b"primary-only");
+        let storage = if primary_only {
+            let (primary, _) = election::ensure_primary(&self.db, &self.health, &storages, state.clone()).await?;
+            match primary {
+                Some(p) if self.health.locally_healthy(vs, &p) => p,
+                _ => return Err(Status::unavailable("primary gitaly is not healthy")),
+            }
+        } else {
+            let candidates: Vec<&str> = state
+                .up_to_date()
+                .filter(|s| storages.iter().any(|c| c == s) && self.health.locally_healthy(vs, s))
+                .collect();
+            pick(&candidates).ok_or_else(|| Status::unavailable("no suitable node to serve the request"))?.to_owned()
+        };
+        if let Some(observer) = &self.observer {
+            observer.read_routed(vs, &storage);
+        }
+        let message = self.rewritten(&call, &repo, &state, &storage).await?;
+        let node = self.node(vs, &storage)?;
+        let method = call.facts.full_method;
+        let response = self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await?;
+        if super::intercept::is_get_object_pool(method) {
+            return self.get_object_pool(response, vs).await;
+        }
+        Ok(response)
+    }
+
+    /// The primary a write may go to, with the term it holds, and the
+    /// write's intent recorded.
+    async fn begin_write(&self, call: &Call, repo: &Repository) -> Result<(RepoState, String, IntentId), Status> {
+        let vs = repo.storage_name.as_str();
+        let storages = self.storages(vs);
+        // A concurrent election between reading the state and recording the
+        // intent changes the term: read again and retry once.
+        for _ in 0..2 {
+            let state =
+                self.db.repository(vs, &repo.relative_path).await?.ok_or_else(|| not_found(vs, &repo.relative_path))?;
+            let (primary, term) = election::ensure_primary(&self.db, &self.health, &storages, state.clone()).await?;
+            let Some(primary) = primary else { return Err(Status::unavailable("repository has no primary")) };
+            if !self.health.locally_healthy(vs, &primary) {
+                return Err(Status::unavailable("primary gitaly is not healthy"));
+            }
+            if !state.is_up_to_date(&primary) {
+                return Err(Status::failed_precondition("repository is in read-only mode"));
+            }
+            if !state.assigned(&storages).contains(&primary.as_str()) {
+                return Err(Status::unavailable("primary node is not assigned"));
+            }
+            let intent = self
+                .db
+                .begin_write(
+                    state.id,
+                    &primary,
+                    term,
+                    &self.router_name,
+                    call.facts.full_method,
+                    &call.correlation_id(),
+                )
+                .await?;
+            if let Some(intent) = intent {
+                return Ok((state, primary, intent));
+            }
+        }
+        Err(Status::unavailable("the repository's primary changed while the write was starting; retry"))
+    }
+
+    async fn mutator(
+        self: &Arc<Self>,
+        call: Call,
+        rest: Body,
+        repo: Repository,
+    ) -> Result<http::Response<Body>, Status> {
+        let vs = repo.storage_name.clone();
+        let (state, primary, intent) = self.begin_write(&call, &repo).await?;
+        let storages = self.storages(&vs);
+        let outdated: Vec<String> =
+            state.assigned(&storages).into_iter().filter(|s| *s != primary).map(str::to_owned).collect();
+        let cid = call.correlation_id();
+        let forwarded = async {
+            let message = self.rewritten(&call, &repo, &state, &primary).await?;
+            let node = self.node(&vs, &primary)?;
+            self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await
+        }
+        .await;
+        let shared = self.clone();
+        let settle = move |code: Option<tonic::Code>| async move {
+            let outcome = match code {
+                Some(code) if changed_nothing(code) => Outcome::Unchanged,
+                _ => Outcome::Changed { updated: vec![primary.clone()], outdated, source: primary },
+            };
+            if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
+                // The intent stays; the next recovery pass settles it.
+                tracing::error!(error = %e, correlation_id = %cid, "could not record a write's outcome");
+            }
+        };
+        match forwarded {
+            Ok(response) => Ok(settle_on_finish(response, settle).await),
+            Err(status) => {
+                // Not delivered to the node (unreachable): nothing changed.
+                let code = if status.code() == tonic::Code::Unavailable {
+                    tonic::Code::InvalidArgument
+                } else {
+                    status.code()
+                };
+                settle(Some(code)).await;
+                Err(status)
+            }
+        }
+    }
+
+    async fn creation(
+        self: &Arc<Self>,
+        call: Call,
+        rest: Body,
+        repo: Repository,
+    ) -> Result<http::Response<Body>, Status> {
+        let vs = repo.storage_name.clone();
+        let method = call.facts.full_method;
+        if self.db.repository(&vs, &repo.relative_path).await?.is_some() {
+            if UPSERTS.contains(&method) {
+                return self.mutator(call, rest, repo).await;
+            }
+            return Err(Status::already_exists("repository already exists"));
+        }
+        let storages = self.storages(&vs);
+        let healthy: Vec<String> = storages.iter().filter(|s| self.health.locally_healthy(&vs, s)).cloned().collect();
+        // An object pool lives where its origin does.
+        let origin = match call.facts.additional_repository {
+            Some(path) => repository_at(&call.first.message, path)?,
+            None => None,
+        };
+        let (primary, assignments) = match origin {
+            Some(origin) => {
+                let state = self
+                    .db
+                    .repository(&origin.storage_name, &origin.relative_path)
+                    .await?
+                    .ok_or_else(|| not_found(&origin.storage_name, &origin.relative_path))?;
+                let (primary, _) = election::ensure_primary(&self.db, &self.health, &storages, state.clone()).await?;
+                let primary = primary
+                    .filter(|p| healthy.contains(p))
+                    .ok_or_else(|| Status::unavailable("primary gitaly is not healthy"))?;
+                (primary, state.assignments.clone())
+            }
+            None => {
+                let primary = pick(&healthy).ok_or_else(|| Status::unavailable("no healthy nodes"))?;
+                let factor = self.config.virtual_storage(&vs).map_or(0, |v| v.default_replication_factor) as usize;
+                let assignments = if factor == 0 {
+                    Vec::new()
+                } else {
+                    let mut others: Vec<String> = storages.iter().filter(|s| **s != primary).cloned().collect();
+                    fastrand::shuffle(&mut others);
+                    others.truncate(factor.saturating_sub(1));
+                    others.insert(0, primary.clone());
+                    others
+                };
+                (primary, assignments)
+            }
+        };
+        let cid = call.correlation_id();
+        let Some((state, intent)) = self
+            .db
+            .begin_create(&vs, &repo.relative_path, &primary, &assignments, &self.router_name, method, &cid)
+            .await?
+        else {
+            return Err(Status::already_exists("repository already exists"));
+        };
+        let outdated: Vec<String> =
+            state.assigned(&storages).into_iter().filter(|s| **s != primary).map(str::to_owned).collect();
+        let forwarded = async {
+            let message = self.rewritten(&call, &repo, &state, &primary).await?;
+            let node = self.node(&vs, &primary)?;
+            self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await
+        }
+        .await;
+        let shared = self.clone();
+        let replica_path = state.replica_path.clone();
+        let settle = move |code: Option<tonic::Code>| async move {
+            let created = match code {
+                Some(tonic::Code::Ok) => true,
+                Some(code) if changed_nothing(code) => false,
+                // Failed half-way: what is on the primary's disk decides.
+                _ => shared.replica_exists(&vs, &primary, &replica_path).await.unwrap_or(false),
+            };
+            let outcome = if created {
+                Outcome::Created { created: vec![primary.clone()], outdated, source: primary }
+            } else {
+                Outcome::Created { created: vec![], outdated: vec![], source: primary }
+            };
+            if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
+                tracing::error!(error = %e, correlation_id = %cid, "could not record a creation's outcome");
+            }
+        };
+        match forwarded {
+            Ok(response) => Ok(settle_on_finish(response, settle).await),
+            Err(status) => {
+                settle(Some(tonic::Code::InvalidArgument)).await;
+                Err(status)
+            }
+        }
+    }
+
+    /// Asks `storage`'s node whether the replica exists on disk.
+    pub(crate) async fn replica_exists(&self, vs: &str, storage: &str, replica_path: &str) -> Result<bool, Status> {
+        use cairn_proto::gitaly::{RepositoryExistsRequest, repository_service_client::RepositoryServiceClient};
+        let node = self.node(vs, storage)?;
+        let conn = node.connection().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let request = RepositoryExistsRequest {
+            repository: Some(Repository {
+                storage_name: storage.to_owned(),
+                relative_path: replica_path.to_owned(),
+                ..Default::default()
+            }),
+        };
+        Ok(RepositoryServiceClient::new(conn.channel()).repository_exists(request).await?.into_inner().exists)
+    }
+
+    /// Runs a housekeeping call on every healthy assigned replica; answers
+    /// with the primary's response, or the first error (primary first).
+    async fn maintenance(&self, call: Call, _rest: Body, repo: Repository) -> Result<http::Response<Body>, Status> {
+        let vs = repo.storage_name.as_str();
+        let state =
+            self.db.repository(vs, &repo.relative_path).await?.ok_or_else(|| not_found(vs, &repo.relative_path))?;
+        let storages = self.storages(vs);
+        let mut targets: Vec<String> = state
+            .assigned(&storages)
+            .into_iter()
+            .filter(|s| state.generation_of(s) >= 0 && self.health.locally_healthy(vs, s))
+            .map(str::to_owned)
+            .collect();
+        if targets.is_empty() {
+            return Err(Status::unavailable("no healthy nodes"));
+        }
+        // Primary first, so its error wins ties.
+        targets.sort_by_key(|s| Some(s) != state.primary.as_ref());
+        let calls = targets.iter().map(|storage| {
+            let call = &call;
+            let repo = &repo;
+            let state = &state;
+            async move {
+                let message = self.rewritten(call, repo, state, storage).await?;
+                let node = self.node(vs, storage)?;
+                let response = self.forward(node, &call.parts, &message, call.first.leftover.clone(), None).await?;
+                Collected::read(response).await
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut answer = None;
+        for result in results {
+            let collected = result?;
+            let status = collected.status();
+            if status.code() != tonic::Code::Ok {
+                return Err(status);
+            }
+            answer.get_or_insert(collected);
+        }
+        answer.map(Collected::into_response).ok_or_else(|| Status::internal("no maintenance answer"))
+    }
+}
+
+/// Passes `response` through, calling `settle` with the call's final code
+/// before the client sees it (so an acknowledged write is recorded), or
+/// with `None` when the node's stream broke off.
+async fn settle_on_finish<F, Fut>(response: http::Response<Body>, settle: F) -> http::Response<Body>
+where
+    F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use http_body_util::BodyExt as _;
+    if let Some(code) = frame::grpc_code(response.headers()) {
+        // Trailers-only answer: the call is over.
+        settle(Some(code)).await;
+        return response;
+    }
+    let (head, mut body) = response.into_parts();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, Status>>(4);
+    tokio::spawn(async move {
+        let mut client_gone = false;
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        settle(frame::grpc_code(trailers)).await;
+                        let _ = tx.send(Ok(frame)).await;
+                        return;
+                    }
+                    // Keep reading after the client left: the outcome still
+                    // has to be recorded.
+                    if !client_gone && tx.send(Ok(frame)).await.is_err() {
+                        client_gone = true;
+                    }
+                }
+                Some(Err(status)) => {
+                    settle(None).await;
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+                None => {
+                    settle(None).await;
+                    return;
+                }
+            }
+        }
+    });
+    http::Response::from_parts(
+        head,
+        Body::new(http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx))),
+    )
+}
