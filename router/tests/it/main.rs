@@ -4,4 +4,5 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod db;
+mod routing;
 mod support;

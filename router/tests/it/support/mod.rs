@@ -4,3 +4,18 @@
 
 pub mod cluster;
 pub mod pg;
+pub mod router;
+
+/// A tonic channel over a Unix socket.
+pub async fn unix_channel(path: &std::path::Path) -> tonic::transport::Channel {
+    let path = path.to_owned();
+    tonic::transport::Endpoint::from_static("http://[::]:50051")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .expect("connect")
+}
