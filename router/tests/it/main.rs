@@ -4,5 +4,6 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod db;
+mod outage;
 mod routing;
 mod support;
