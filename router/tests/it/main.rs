@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod db;
+mod failover;
 mod outage;
 mod routing;
 mod support;
