@@ -21,7 +21,11 @@ async fn checksum(node: &NodeProc, replica_path: &str) -> String {
     let conn = dial(&node.address(), DialOptions { token: Some(NODE_TOKEN.into()), ..Default::default() })
         .await
         .expect("dial node");
-    let r = Repository { storage_name: node.storage_name.clone(), relative_path: replica_path.into(), ..Default::default() };
+    let r = Repository {
+        storage_name: node.storage_name.clone(),
+        relative_path: replica_path.into(),
+        ..Default::default()
+    };
     RepositoryServiceClient::new(conn.channel())
         .calculate_checksum(CalculateChecksumRequest { repository: Some(r) })
         .await
@@ -61,7 +65,11 @@ async fn push_commit(router: &Router, wt: &Path, n: usize) -> std::process::Outp
 async fn find_main(router: &Router) -> Result<String, tonic::Status> {
     let mut client = CommitServiceClient::new(router.channel().await);
     let answer = client
-        .find_commit(FindCommitRequest { repository: Some(repo("project.git")), revision: b"main".to_vec(), ..Default::default() })
+        .find_commit(FindCommitRequest {
+            repository: Some(repo("project.git")),
+            revision: b"main".to_vec(),
+            ..Default::default()
+        })
         .await?;
     Ok(answer.into_inner().commit.map(|c| c.id).unwrap_or_default())
 }
@@ -101,7 +109,11 @@ async fn replicas_converge_and_a_killed_primary_fails_over() {
         if out.status.success() {
             break killed.elapsed();
         }
-        assert!(killed.elapsed() < Duration::from_secs(30), "writes did not resume: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "writes did not resume: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // The failed attempt's commit stays local; the next push carries it.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -5,6 +5,7 @@
 
 mod db;
 mod failover;
+mod front;
 mod outage;
 mod routing;
 mod support;

@@ -19,3 +19,15 @@ pub async fn unix_channel(path: &std::path::Path) -> tonic::transport::Channel {
         .await
         .expect("connect")
 }
+
+/// A minimal HTTP/1.1 GET, enough for /metrics.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
