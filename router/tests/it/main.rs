@@ -4,4 +4,6 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod db;
+mod health;
+mod replication;
 mod support;
