@@ -6,6 +6,8 @@
 mod db;
 mod failover;
 mod front;
+mod health;
 mod outage;
+mod replication;
 mod routing;
 mod support;
