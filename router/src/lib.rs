@@ -4,9 +4,11 @@
 //! they are, proxies every RPC to the right node(s) after rewriting the
 //! repository, replicates, health-checks and fails over.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod election;
 pub mod health;
 pub mod nodes;
 pub mod server;
+pub mod service;
