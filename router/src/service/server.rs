@@ -190,3 +190,12 @@ impl ServerService for RouterServerService {
         Err(last)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filesystem_id_is_a_name_based_uuid_of_the_virtual_storage() {
+        // uuid5(1ef1a8c6-cf52-4d0a-92a6-ca643e8bc7c5, "default"), as upstream derives it.
+        assert_eq!(super::filesystem_id("default"), "d9f04423-6b13-5949-9ffa-c06279e0796e");
+    }
+}

@@ -3,5 +3,7 @@
 
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
+mod cli;
 mod db;
+mod info_service;
 mod support;
