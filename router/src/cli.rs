@@ -115,7 +115,10 @@ const COMMANDS: &[Command] = &[
             Spec::value(RP, "PATH", "relative path of the repository on the virtual storage"),
             Spec::value("replica-path", "PATH", "relative path of the repository on the physical storage"),
             Spec::value("authoritative-storage", "STORAGE", "storage holding the canonical copy of the repository"),
-            Spec::boolean("replicate-immediately", "replicate to the other assigned storages now, not in the background"),
+            Spec::boolean(
+                "replicate-immediately",
+                "replicate to the other assigned storages now, not in the background",
+            ),
         ],
         positional: None,
     },
@@ -124,7 +127,10 @@ const COMMANDS: &[Command] = &[
         summary: "process bulk requests to track repositories",
         flags: &[
             Spec::value("input-path", "FILE", "file of newline-delimited JSON objects, one repository each"),
-            Spec::boolean("replicate-immediately", "replicate to the other assigned storages now, not in the background"),
+            Spec::boolean(
+                "replicate-immediately",
+                "replicate to the other assigned storages now, not in the background",
+            ),
         ],
         positional: None,
     },
@@ -148,12 +154,7 @@ const COMMANDS: &[Command] = &[
         ],
         positional: None,
     },
-    Command {
-        name: "sql-ping",
-        summary: "check reachability of the database",
-        flags: &[],
-        positional: None,
-    },
+    Command { name: "sql-ping", summary: "check reachability of the database", flags: &[], positional: None },
     Command {
         name: "sql-migrate",
         summary: "apply outstanding SQL migrations",
@@ -169,12 +170,7 @@ const COMMANDS: &[Command] = &[
         flags: &[Spec::boolean("f", "apply down-migrations")],
         positional: Some("N"),
     },
-    Command {
-        name: "sql-migrate-status",
-        summary: "show applied database migrations",
-        flags: &[],
-        positional: None,
-    },
+    Command { name: "sql-migrate-status", summary: "show applied database migrations", flags: &[], positional: None },
     Command {
         name: "remove-repository",
         summary: "remove a repository",

@@ -156,7 +156,11 @@ impl Parsed {
     /// A Go duration (`10s`, `1h30m`).
     pub(crate) fn duration(&self, name: &str) -> Result<Option<Duration>, FlagError> {
         let Some(v) = self.values.get(name) else { return Ok(None) };
-        go_duration(v).map(Some).map_err(|reason| FlagError::BadValue { name: name.to_owned(), value: v.clone(), reason })
+        go_duration(v).map(Some).map_err(|reason| FlagError::BadValue {
+            name: name.to_owned(),
+            value: v.clone(),
+            reason,
+        })
     }
 }
 
@@ -218,12 +222,12 @@ mod tests {
 
     #[test]
     fn rejects_what_go_rejects() {
-        assert_eq!(parse(SPECS, &args(&["-nope"])).unwrap_err(), FlagError::Unknown("nope".into()));
-        assert_eq!(parse(SPECS, &args(&["-config"])).unwrap_err(), FlagError::MissingValue("config".into()));
-        assert!(matches!(parse(SPECS, &args(&["-apply=maybe"])).unwrap_err(), FlagError::BadBool { .. }));
-        assert_eq!(parse(SPECS, &args(&["-h"])).unwrap_err(), FlagError::Help);
+        assert_eq!(parse(SPECS, &args(&["-nope"])).expect_err("rejected"), FlagError::Unknown("nope".into()));
+        assert_eq!(parse(SPECS, &args(&["-config"])).expect_err("rejected"), FlagError::MissingValue("config".into()));
+        assert!(matches!(parse(SPECS, &args(&["-apply=maybe"])).expect_err("rejected"), FlagError::BadBool { .. }));
+        assert_eq!(parse(SPECS, &args(&["-h"])).expect_err("rejected"), FlagError::Help);
         let p = parse(SPECS, &args(&["-timeout", "soon"])).expect("parsed");
         assert!(p.duration("timeout").is_err());
-        assert_eq!(p.required("config").unwrap_err().to_string(), "Required flag \"config\" not set");
+        assert_eq!(p.required("config").expect_err("rejected").to_string(), "Required flag \"config\" not set");
     }
 }

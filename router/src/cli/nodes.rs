@@ -164,15 +164,13 @@ async fn timed(check: impl Future<Output = Result<(), String>>) -> Result<(), St
 async fn clock_check(host: &str, say: &dyn Fn(String)) -> Result<(), String> {
     let threshold = match std::env::var("DRIFT_THRESHOLD").ok().filter(|v| !v.is_empty()) {
         None => Duration::from_secs(60),
-        Some(v) => {
-            match super::flags::go_duration(&v) {
-                Ok(d) if d.is_zero() || d.as_millis() > 0 => d,
-                Ok(_) => return Err("env var DRIFT_THRESHOLD expected to be 0 or at least 1ms".to_owned()),
-                Err(_) => {
-                    return Err("env var DRIFT_THRESHOLD expected to be an duration (5s, 100ms, etc.)".to_owned());
-                }
+        Some(v) => match super::flags::go_duration(&v) {
+            Ok(d) if d.is_zero() || d.as_millis() > 0 => d,
+            Ok(_) => return Err("env var DRIFT_THRESHOLD expected to be 0 or at least 1ms".to_owned()),
+            Err(_) => {
+                return Err("env var DRIFT_THRESHOLD expected to be an duration (5s, 100ms, etc.)".to_owned());
             }
-        }
+        },
     };
     say(format!("checking with NTP service at {host} and allowed clock drift {} ms", threshold.as_millis()));
     match ntp::synced(host, threshold).await {
@@ -221,7 +219,9 @@ pub(super) async fn list_untracked(ctx: &Ctx, f: &Parsed) -> Result<(), Failure>
                 batch.clear();
                 for path in missing {
                     if header {
-                        println!("The following repositories were found on disk, but missing from the tracking database:");
+                        println!(
+                            "The following repositories were found on disk, but missing from the tracking database:"
+                        );
                         header = false;
                     }
                     let entry = serde_json::json!({ "relative_path": path, "storage": storage, "virtual_storage": vs });

@@ -161,10 +161,8 @@ pub(super) async fn metadata(ctx: &Ctx, f: &Parsed) -> Result<(), Failure> {
         } else {
             format!("{}, fully up to date", r.generation)
         };
-        let verified = r
-            .verified_at
-            .and_then(|t| SystemTime::try_from(t).ok())
-            .map_or_else(|| "unverified".to_owned(), go_time);
+        let verified =
+            r.verified_at.and_then(|t| SystemTime::try_from(t).ok()).map_or_else(|| "unverified".to_owned(), go_time);
         println!("  Generation: {generation}");
         println!("  Healthy: {}", r.healthy);
         println!("  Valid Primary: {}", r.valid_primary);
@@ -249,7 +247,10 @@ pub(super) async fn remove_repository(ctx: &Ctx, f: &Parsed) -> Result<(), Failu
         }),
     });
     request.metadata_mut().insert("client_name", tonic::metadata::MetadataValue::from_static("remove-repository"));
-    RepositoryServiceClient::new(conn.channel()).remove_repository(request).await.or_fail("repository removal failed")?;
+    RepositoryServiceClient::new(conn.channel())
+        .remove_repository(request)
+        .await
+        .or_fail("repository removal failed")?;
     println!("Repository removal completed.");
     println!("Removing replication events...");
     if let Some(id) = repository_id {

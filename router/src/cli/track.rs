@@ -118,7 +118,9 @@ async fn track(config: &Config, db: &Db, request: &TrackRequest, replicate_immed
             println!("Added replication job to replicate repository to {secondary:?}.");
             continue;
         }
-        replicate(config, db, request, id, secondary).await.map_err(|e| fail(format!("processing replication event {e}")))?;
+        replicate(config, db, request, id, secondary)
+            .await
+            .map_err(|e| fail(format!("processing replication event {e}")))?;
         println!("Finished replicating repository to {secondary:?}.");
     }
     Ok(())
@@ -137,9 +139,8 @@ async fn replicate(config: &Config, db: &Db, request: &TrackRequest, id: i64, ta
     let generation = state.generation_of(&request.authoritative_storage).max(0);
     let servers = serde_json::json!({ source.storage.clone(): { "address": source.address, "token": source.token } });
     let servers = base64::engine::general_purpose::STANDARD.encode(servers.to_string());
-    let conn = dial_with_timeout(&target_node.address, &target_node.token, DIAL_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let conn =
+        dial_with_timeout(&target_node.address, &target_node.token, DIAL_TIMEOUT).await.map_err(|e| e.to_string())?;
     let mut req = tonic::Request::new(ReplicateRepositoryRequest {
         repository: Some(repository(target, &state.replica_path)),
         source: Some(repository(&source.storage, &state.replica_path)),
@@ -209,7 +210,8 @@ pub(super) async fn track_repositories(ctx: &Ctx, f: &Parsed) -> Result<(), Fail
             invalid.push(bad);
             continue;
         }
-        if db.repository(&request.virtual_storage, &request.relative_path).await.or_fail("checking database")?.is_some() {
+        if db.repository(&request.virtual_storage, &request.relative_path).await.or_fail("checking database")?.is_some()
+        {
             bad.errors.push("repository is already tracked by Praefect".to_owned());
             invalid.push(bad);
             continue;
@@ -228,7 +230,10 @@ pub(super) async fn track_repositories(ctx: &Ctx, f: &Parsed) -> Result<(), Fail
     if !invalid.is_empty() {
         println!("Found {} invalid request(s) in {input:?}:", invalid.len());
         for bad in &invalid {
-            println!("  line {}, relative_path: {:?}, replica_path: {:?}", bad.line, bad.relative_path, bad.replica_path);
+            println!(
+                "  line {}, relative_path: {:?}, replica_path: {:?}",
+                bad.line, bad.relative_path, bad.replica_path
+            );
             for e in &bad.errors {
                 // Duplicates list every line of the path, known only now.
                 let e = match lines_of.get(&bad.relative_path) {

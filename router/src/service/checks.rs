@@ -254,7 +254,10 @@ pub async fn unavailable_repositories(
     for vs in &config.virtual_storages {
         let configured: Vec<String> = vs.nodes.iter().map(|n| n.storage.clone()).collect();
         let repos = db.repositories(Some(&vs.name)).await.map_err(|e| e.to_string())?;
-        let n = repos.iter().filter(|r: &&RepoState| crate::election::candidates(r, &configured, health).is_empty()).count();
+        let n = repos
+            .iter()
+            .filter(|r: &&RepoState| crate::election::candidates(r, &configured, health).is_empty())
+            .count();
         if n > 0 {
             counts.insert(vs.name.clone(), n);
         }

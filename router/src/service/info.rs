@@ -9,7 +9,9 @@ use crate::db::repositories::RepoState;
 use crate::election;
 use crate::health::HealthView;
 use crate::nodes::Nodes;
-use cairn_proto::gitaly::dataloss_response::{Repository as DatalossRepository, repository::Storage as DatalossStorage};
+use cairn_proto::gitaly::dataloss_response::{
+    Repository as DatalossRepository, repository::Storage as DatalossStorage,
+};
 use cairn_proto::gitaly::get_repository_metadata_request::Query;
 use cairn_proto::gitaly::mark_unverified_request::Selector;
 use cairn_proto::gitaly::praefect_info_service_server::PraefectInfoService;
@@ -178,10 +180,8 @@ impl PraefectInfoService for InfoService {
                     .collect(),
             });
         }
-        let messages: Vec<Result<DatalossResponse, Status>> = out
-            .chunks(DATALOSS_CHUNK)
-            .map(|chunk| Ok(DatalossResponse { repositories: chunk.to_vec() }))
-            .collect();
+        let messages: Vec<Result<DatalossResponse, Status>> =
+            out.chunks(DATALOSS_CHUNK).map(|chunk| Ok(DatalossResponse { repositories: chunk.to_vec() })).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
     }
 

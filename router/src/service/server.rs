@@ -6,7 +6,9 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthView;
 use crate::nodes::{Node, Nodes};
-use cairn_proto::gitaly::readiness_check_response::{Failure, Ok as Ready, Result as Outcome, failure::Response as Failed};
+use cairn_proto::gitaly::readiness_check_response::{
+    Failure, Ok as Ready, Result as Outcome, failure::Response as Failed,
+};
 use cairn_proto::gitaly::server_info_response::StorageStatus;
 use cairn_proto::gitaly::server_service_client::ServerServiceClient;
 use cairn_proto::gitaly::server_service_server::ServerService;

@@ -167,7 +167,10 @@ async fn sql_subcommands_ping_migrate_report_and_revert() {
     let first = setup.run(&["sql-migrate", "-verbose"]).await.ok().stdout;
     let n = migrate::MIGRATIONS.len();
     assert!(first.starts_with(&format!("praefect sql-migrate: migrations to apply: {n}\n")), "{first}");
-    assert!(first.contains(&format!("{latest}: migrating")) && first.contains(&format!("{latest}: applied")), "{first}");
+    assert!(
+        first.contains(&format!("{latest}: migrating")) && first.contains(&format!("{latest}: applied")),
+        "{first}"
+    );
     assert!(first.contains("CREATE TABLE"), "-verbose shows the statements: {first}");
     assert!(first.ends_with(&format!("praefect sql-migrate: OK (applied {n} migrations)\n")), "{first}");
     assert_eq!(setup.run(&["sql-migrate"]).await.ok().stdout, "praefect sql-migrate: all migrations are up\n");
@@ -218,8 +221,7 @@ async fn dial_nodes_reports_live_and_dead_nodes() {
     let (n1, n2) = (NodeProc::start("gitaly-1", "t1"), NodeProc::start("gitaly-2", "t2"));
     let dead = dead_node("gitaly-3");
     let dead_address = dead.lines().find_map(|l| l.strip_prefix("address = ")).expect("address").trim_matches('"');
-    let setup =
-        Setup::new(&test_db, &format!("{}{}{dead}", n1.router_entry(), n2.router_entry()), "");
+    let setup = Setup::new(&test_db, &format!("{}{}{dead}", n1.router_entry(), n2.router_entry()), "");
     let run = setup.run(&["dial-nodes", "-timeout", "3s"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     for node in [&n1, &n2] {
@@ -283,11 +285,7 @@ async fn check_runs_upstreams_checks() {
     let run = setup.run(&["check"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let n = migrate::MIGRATIONS.len();
-    assert!(
-        run.stdout.contains(&format!("Failed (fatal) error: {n} migrations have not been run")),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains(&format!("Failed (fatal) error: {n} migrations have not been run")), "{}", run.stdout);
     assert!(run.stdout.contains("check(s) failed, at least one was fatal."), "{}", run.stdout);
     assert_eq!(run.stderr, "checks failed\n");
 
@@ -321,7 +319,11 @@ async fn check_runs_upstreams_checks() {
     let args = ["-config", setup.config_arg(), "check"];
     let run = praefect_with(&args, None, &[("NTP_HOST", &host)]).await.ok();
     server.join().expect("ntp server");
-    assert!(run.stdout.contains(&format!("checking with NTP service at {host} and allowed clock drift 60000 ms\nPassed\n")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("checking with NTP service at {host} and allowed clock drift 60000 ms\nPassed\n")),
+        "{}",
+        run.stdout
+    );
     let (port, server) = fake_ntp(Duration::from_secs(3600));
     let host = format!("127.0.0.1:{port}");
     let run = praefect_with(&args, None, &[("NTP_HOST", &host), ("DRIFT_THRESHOLD", "30s")]).await;
@@ -348,12 +350,10 @@ async fn configuration_validate_prints_errors_as_json() {
     assert_eq!(run.code, 2, "{run:?}");
     let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     let errors = report["errors"].as_array().expect("errors");
-    assert!(errors.iter().any(|e| e.get("key").is_none() && e["message"].as_str().is_some_and(|m| m.contains("listen"))));
     assert!(
-        errors.iter().any(|e| e["key"] == serde_json::json!(["virtual_storage", "[0]", "node"])),
-        "{}",
-        run.stdout
+        errors.iter().any(|e| e.get("key").is_none() && e["message"].as_str().is_some_and(|m| m.contains("listen")))
     );
+    assert!(errors.iter().any(|e| e["key"] == serde_json::json!(["virtual_storage", "[0]", "node"])), "{}", run.stdout);
     assert!(run.stdout.starts_with("{\n  \"errors\": [\n"), "indented like upstream: {}", run.stdout);
 
     let run = praefect_with(&["configuration", "validate"], Some("listen_addr = \n"), &[]).await;
@@ -381,7 +381,11 @@ async fn bad_invocations_fail_clearly() {
 
     let bad_flag = praefect(&["-config", "/x", "sql-ping", "-bogus"]).await;
     assert_eq!(bad_flag.code, 2);
-    assert!(bad_flag.stderr.starts_with("flag provided but not defined: -bogus\nUsage: praefect"), "{}", bad_flag.stderr);
+    assert!(
+        bad_flag.stderr.starts_with("flag provided but not defined: -bogus\nUsage: praefect"),
+        "{}",
+        bad_flag.stderr
+    );
 
     let positional = praefect(&["-config", "/x", "sql-ping", "extra"]).await;
     assert_eq!(positional.code, 1);
@@ -435,7 +439,10 @@ async fn track_metadata_and_remove_repository() {
 
     let missing = track("nope.git", &[]).await;
     assert_eq!(missing.code, 1);
-    assert_eq!(missing.stderr, "attempting to track repository in praefect database: authoritative repository does not exist\n");
+    assert_eq!(
+        missing.stderr,
+        "attempting to track repository in praefect database: authoritative repository does not exist\n"
+    );
 
     let run = track("a.git", &[]).await.ok();
     assert_eq!(
@@ -449,7 +456,10 @@ async fn track_metadata_and_remove_repository() {
         .client()
         .await
         .expect("client")
-        .query_one("SELECT count(*) FROM replication_jobs WHERE repository_id = $1 AND target_storage = 'gitaly-2'", &[&state.id])
+        .query_one(
+            "SELECT count(*) FROM replication_jobs WHERE repository_id = $1 AND target_storage = 'gitaly-2'",
+            &[&state.id],
+        )
         .await
         .expect("count")
         .get(0);
@@ -524,20 +534,44 @@ async fn info_subcommands_through_the_router() {
     );
 
     let run = setup
-        .run(&["set-replication-factor", "-virtual-storage", "default", "-relative-path", "repo.git", "-replication-factor", "2"])
+        .run(&[
+            "set-replication-factor",
+            "-virtual-storage",
+            "default",
+            "-relative-path",
+            "repo.git",
+            "-replication-factor",
+            "2",
+        ])
         .await
         .ok()
         .stdout;
     assert!(run == "current assignments: s1, s2\n" || run == "current assignments: s1, s3\n", "{run}");
     let bad = setup
-        .run(&["set-replication-factor", "-virtual-storage", "default", "-relative-path", "repo.git", "-replication-factor", "4"])
+        .run(&[
+            "set-replication-factor",
+            "-virtual-storage",
+            "default",
+            "-relative-path",
+            "repo.git",
+            "-replication-factor",
+            "4",
+        ])
         .await;
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("code = InvalidArgument"), "{}", bad.stderr);
     assert!(bad.stderr.contains("attempted to set replication factor 4 but virtual storage only contains 3 storages"));
 
     setup
-        .run(&["accept-dataloss", "-virtual-storage", "default", "-relative-path", "repo.git", "-authoritative-storage", "s2"])
+        .run(&[
+            "accept-dataloss",
+            "-virtual-storage",
+            "default",
+            "-relative-path",
+            "repo.git",
+            "-authoritative-storage",
+            "s2",
+        ])
         .await
         .ok();
     let state = db.repository_by_id(id).await.expect("load").expect("exists");
@@ -557,4 +591,126 @@ async fn info_subcommands_through_the_router() {
     assert_eq!(run, "0 replicas marked unverified\n");
     let run = setup.run(&["verify"]).await;
     assert_eq!(run.stderr, "(repository id), (virtual storage) or (virtual storage, storage) required\n");
+}
+
+/// A node that only answers WalkRepos, with a fixed list.
+struct FakeWalker(Vec<(&'static str, SystemTime)>);
+
+#[tonic::async_trait]
+impl cairn_proto::gitaly::internal_gitaly_server::InternalGitaly for FakeWalker {
+    async fn walk_repos(
+        &self,
+        request: tonic::Request<cairn_proto::gitaly::WalkReposRequest>,
+    ) -> Result<tonic::Response<tonic::codegen::BoxStream<cairn_proto::gitaly::WalkReposResponse>>, tonic::Status> {
+        assert_eq!(request.into_inner().storage_name, "s1");
+        let items: Vec<_> = self
+            .0
+            .iter()
+            .map(|(path, at)| {
+                Ok(cairn_proto::gitaly::WalkReposResponse {
+                    relative_path: (*path).to_owned(),
+                    modification_time: Some((*at).into()),
+                })
+            })
+            .collect();
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_untracked_repositories_walks_every_storage() {
+    let (test_db, db) = migrated_db().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("node.sock");
+    let day_ago = SystemTime::now() - Duration::from_secs(86_400);
+    let walker = FakeWalker(vec![
+        ("@cluster/repositories/aa/bb/1", day_ago),
+        ("legacy/old.git", day_ago),
+        ("legacy/new.git", SystemTime::now()),
+    ]);
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(cairn_proto::gitaly::internal_gitaly_server::InternalGitalyServer::new(walker))
+            .serve_with_incoming(incoming),
+    );
+    db.track_repository("default", "tracked.git", "@cluster/repositories/aa/bb/1", "s1", &[], &[])
+        .await
+        .expect("track")
+        .expect("new");
+    let node = format!("[[virtual_storage.node]]\nstorage = \"s1\"\naddress = \"unix:{}\"\n", socket.display());
+    let setup = Setup::new(&test_db, &node, "");
+
+    let header = "The following repositories were found on disk, but missing from the tracking database:\n";
+    let old = r#"{"relative_path":"legacy/old.git","storage":"s1","virtual_storage":"default"}"#;
+    let new = r#"{"relative_path":"legacy/new.git","storage":"s1","virtual_storage":"default"}"#;
+    let run = setup.run(&["list-untracked-repositories"]).await.ok();
+    assert_eq!(run.stdout, format!("{header}{old}\n"));
+    let run = setup.run(&["list-untracked-repositories", "-older-than", "0", "-delimiter", ","]).await.ok();
+    assert_eq!(run.stdout, format!("{header}{old},{new},"));
+    task.abort();
+
+    let dead = Setup::new(&test_db, &dead_node("s1"), "");
+    let run = dead.run(&["list-untracked-repositories"]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.starts_with("dial nodes: dial with \"s1\" gitaly at "), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn track_repositories_validates_every_line_first() {
+    let (test_db, db) = migrated_db().await;
+    let n1 = NodeProc::start("gitaly-1", "t1");
+    let setup = Setup::new(&test_db, &format!("{}{}", n1.router_entry(), dead_node("gitaly-2")), "");
+    git_init(&n1, "legacy/a.git");
+    git_init(&n1, "legacy/b.git");
+    let line = |rel: &str, replica: &str| {
+        format!(
+            r#"{{"relative_path":"{rel}","replica_path":"{replica}","virtual_storage":"default","authoritative_storage":"gitaly-1"}}"#
+        )
+    };
+    let input = setup.path.with_file_name("input.ndjson");
+    let input_arg = input.to_str().expect("utf-8").to_owned();
+    std::fs::write(
+        &input,
+        [
+            line("a.git", "legacy/a.git"),
+            line("a.git", "legacy/a.git"),
+            line("c.git", "legacy/missing.git"),
+            r#"{"relative_path":"d.git"}"#.to_owned(),
+        ]
+        .join("\n"),
+    )
+    .expect("write input");
+    let run = setup.run(&["track-repositories", "-input-path", &input_arg]).await;
+    assert_eq!((run.code, run.stderr.as_str()), (1, "invalid entries found, aborting\n"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Validating repository information in {input_arg:?}\nFound 3 invalid request(s) in {input_arg:?}:\n\
+             \x20 line 2, relative_path: \"a.git\", replica_path: \"legacy/a.git\"\n\
+             \x20   duplicate entries for relative_path, line [1, 2]\n\
+             \x20 line 3, relative_path: \"c.git\", replica_path: \"legacy/missing.git\"\n\
+             \x20   not a valid git repository\n\
+             \x20 line 4, relative_path: \"d.git\", replica_path: \"\"\n\
+             \x20   \"replica-path\" is a required parameter\n\
+             \x20   \"virtual-storage\" is a required parameter\n\
+             \x20   \"authoritative-storage\" is a required parameter\n"
+        )
+    );
+    assert!(db.repository("default", "a.git").await.expect("load").is_none(), "nothing tracked");
+
+    std::fs::write(&input, [line("a.git", "legacy/a.git"), line("b.git", "legacy/b.git")].join("\n") + "\n")
+        .expect("write input");
+    let run = setup.run(&["track-repositories", "-input-path", &input_arg]).await.ok();
+    assert!(
+        run.stdout
+            .contains("All repository details are correctly formatted\nTracking 2 repositories in Praefect DB...\n"),
+        "{}",
+        run.stdout
+    );
+    for path in ["a.git", "b.git"] {
+        let state = db.repository("default", path).await.expect("load").expect("tracked");
+        assert_eq!(state.generation_of("gitaly-1"), 0);
+    }
 }

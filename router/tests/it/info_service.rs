@@ -19,7 +19,10 @@ use std::sync::Arc;
 use tonic::{Code, Request};
 
 fn config(test_db: &TestDb, nodes: &str) -> Arc<Config> {
-    let text = format!("socket_path = \"/tmp/unused.sock\"\n{}\n[[virtual_storage]]\nname = \"default\"\n{nodes}", test_db.toml());
+    let text = format!(
+        "socket_path = \"/tmp/unused.sock\"\n{}\n[[virtual_storage]]\nname = \"default\"\n{nodes}",
+        test_db.toml()
+    );
     Arc::new(Config::from_toml(&text).expect("config").config)
 }
 
@@ -91,7 +94,10 @@ async fn set_replication_factor_checks_bounds_and_keeps_the_primary() {
 
 async fn dataloss(svc: &InfoService, partially: bool) -> Vec<dataloss_response::Repository> {
     let stream = svc
-        .dataloss(Request::new(DatalossRequest { virtual_storage: "default".into(), include_partially_replicated: partially }))
+        .dataloss(Request::new(DatalossRequest {
+            virtual_storage: "default".into(),
+            include_partially_replicated: partially,
+        }))
         .await
         .expect("dataloss")
         .into_inner();
@@ -176,7 +182,10 @@ async fn repository_metadata_and_verification_marks() {
     db.client()
         .await
         .expect("client")
-        .execute("UPDATE storage_repositories SET verified_at = now() WHERE repository_id = $1 AND storage = 's2'", &[&id])
+        .execute(
+            "UPDATE storage_repositories SET verified_at = now() WHERE repository_id = $1 AND storage = 's2'",
+            &[&id],
+        )
         .await
         .expect("mark verified");
     db.delete_replica(id, "s3").await.expect("forget s3");
@@ -195,7 +204,10 @@ async fn repository_metadata_and_verification_marks() {
         (by_path.repository_id, by_path.virtual_storage.as_str(), by_path.relative_path.as_str()),
         (id, "default", "r.git")
     );
-    assert_eq!((by_path.replica_path.as_str(), by_path.primary.as_str(), by_path.generation), ("@cluster/test/r.git", "s1", 2));
+    assert_eq!(
+        (by_path.replica_path.as_str(), by_path.primary.as_str(), by_path.generation),
+        ("@cluster/test/r.git", "s1", 2)
+    );
     let replicas: Vec<(&str, i64, bool, bool, bool, bool)> = by_path
         .replicas
         .iter()
@@ -247,12 +259,17 @@ async fn replicas_and_server_service_come_from_the_nodes() {
     let svc = InfoService::new(db.clone(), nodes.clone(), health.clone(), config.clone());
     git_init(&n1, "@cluster/x/r.git");
     git_init(&n2, "@cluster/x/r.git");
-    let id = db.track_repository("default", "r.git", "@cluster/x/r.git", "s1", &[], &[]).await.expect("track").expect("new");
+    let id =
+        db.track_repository("default", "r.git", "@cluster/x/r.git", "s1", &[], &[]).await.expect("track").expect("new");
     db.set_replica_generation(id, "s2", 0).await.expect("s2");
 
     let replicas = svc
         .repository_replicas(Request::new(RepositoryReplicasRequest {
-            repository: Some(Repository { storage_name: "default".into(), relative_path: "r.git".into(), ..Default::default() }),
+            repository: Some(Repository {
+                storage_name: "default".into(),
+                relative_path: "r.git".into(),
+                ..Default::default()
+            }),
         }))
         .await
         .expect("replicas")
@@ -261,15 +278,16 @@ async fn replicas_and_server_service_come_from_the_nodes() {
     let repo = primary.repository.expect("repository");
     assert_eq!((repo.storage_name.as_str(), repo.relative_path.as_str()), ("s1", "r.git"), "virtual relative path");
     assert_eq!(primary.checksum.len(), 40, "{}", primary.checksum);
-    let others: Vec<(String, String)> = replicas
-        .replicas
-        .into_iter()
-        .map(|d| (d.repository.expect("repository").storage_name, d.checksum))
-        .collect();
+    let others: Vec<(String, String)> =
+        replicas.replicas.into_iter().map(|d| (d.repository.expect("repository").storage_name, d.checksum)).collect();
     assert_eq!(others, vec![("s2".to_owned(), primary.checksum.clone())]);
     let err = svc
         .repository_replicas(Request::new(RepositoryReplicasRequest {
-            repository: Some(Repository { storage_name: "default".into(), relative_path: "nope.git".into(), ..Default::default() }),
+            repository: Some(Repository {
+                storage_name: "default".into(),
+                relative_path: "nope.git".into(),
+                ..Default::default()
+            }),
         }))
         .await
         .expect_err("unknown");
@@ -291,7 +309,9 @@ async fn replicas_and_server_service_come_from_the_nodes() {
     use readiness_check_response::Result as Outcome;
     let ready = |server: RouterServerService| async move {
         server
-            .readiness_check(Request::new(ReadinessCheckRequest { timeout: Some(prost_types::Duration { seconds: 5, nanos: 0 }) }))
+            .readiness_check(Request::new(ReadinessCheckRequest {
+                timeout: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+            }))
             .await
             .expect("readiness")
             .into_inner()
@@ -315,7 +335,10 @@ async fn replicas_and_server_service_come_from_the_nodes() {
     match ready(server).await {
         Outcome::FailureResponse(f) => {
             let names: Vec<&str> = f.failed_checks.iter().map(|c| c.name.as_str()).collect();
-            assert_eq!(names, vec!["database read/write", "gitaly node connectivity & disk access", "praefect migrations"]);
+            assert_eq!(
+                names,
+                vec!["database read/write", "gitaly node connectivity & disk access", "praefect migrations"]
+            );
         }
         other => panic!("expected a failure, got {other:?}"),
     }
