@@ -364,7 +364,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             r = run(command.name, &ctx, &parsed) => r,
-            _ = tokio::signal::ctrl_c() => Err(Failure { message: "interrupted".to_owned(), code: 130 }),
+            _ = tokio::signal::ctrl_c() => Err(Failure { message: String::new(), code: 130 }),
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
