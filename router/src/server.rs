@@ -103,7 +103,7 @@ pub async fn run_with(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     tokio::spawn(readiness(reporter, health.clone(), config.clone(), stop_rx.clone()));
-    let routes = tonic::service::Routes::new(health_service);
+    let routes = crate::service::routes(&db, &nodes, &health, &config).add_service(health_service);
     let fallback =
         tower::ServiceExt::map_request(proxy, |r: http::Request<axum::body::Body>| r.map(tonic::body::Body::new));
     let routes = tonic::service::Routes::from(routes.into_axum_router().fallback_service(fallback));
