@@ -127,10 +127,11 @@ impl Checker {
         for vs in self.nodes.virtual_storages() {
             let configured = self.nodes.storages(vs);
             let healthy: Vec<String> = self.health.consensus(vs).into_iter().collect();
-            if healthy.is_empty() {
+            let failed: Vec<String> = configured.iter().filter(|s| !healthy.contains(s)).cloned().collect();
+            if healthy.is_empty() || failed.is_empty() {
                 continue;
             }
-            let ids = match self.db.repositories_to_fail_over(vs, &healthy, FAILOVER_BATCH).await {
+            let ids = match self.db.repositories_to_fail_over(vs, &failed, &healthy, FAILOVER_BATCH).await {
                 Ok(ids) => ids,
                 Err(error) => {
                     tracing::error!(virtual_storage = vs, %error, "listing repositories to fail over failed");
