@@ -492,3 +492,31 @@ async fn background_loops_replicate_report_metrics_and_stop() {
         tokio::time::timeout(Duration::from_secs(10), h).await.expect("loop stops").expect("loop");
     }
 }
+
+#[tokio::test]
+async fn the_verifier_drops_records_of_replicas_missing_on_disk() {
+    let c = Cluster::start("").await;
+    let (id, path) = tracked(&c, "v.git", &[], &["s2", "s3"]).await;
+    run_until_idle(&c, "r1", &["s2", "s3"]).await;
+    // s3's volume is wiped behind the router's back.
+    std::fs::remove_dir_all(c.node("s3").path_of(&path)).expect("wipe");
+
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!((pass.valid, pass.invalid, pass.errors), (2, 1, 0));
+    let state = c.db.repository_by_id(id).await.expect("l").expect("r");
+    assert_eq!(state.generation_of("s3"), -1, "the missing replica's record is gone");
+    assert_eq!(c.count("SELECT count(*) FROM storage_repositories WHERE verified_at IS NOT NULL").await, 2);
+    // Verified replicas are not checked again within the interval...
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!(pass, cairn_router::verifier::Pass::default());
+    // ...unless an admin asks (`praefect verify` clears verified_at).
+    c.exec("UPDATE storage_repositories SET verified_at = NULL").await;
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!(pass.valid, 2);
+
+    // The reconciler then copies it again.
+    cairn_router::reconcile::reconcile_once(&c.db, &c.router_nodes, &c.health).await.expect("reconcile");
+    run_until_idle(&c, "r1", &["s3"]).await;
+    assert!(c.node("s3").path_of(&path).join("HEAD").exists());
+    assert_eq!(c.db.repository_by_id(id).await.expect("l").expect("r").generation_of("s3"), 0);
+}
