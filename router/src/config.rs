@@ -243,39 +243,18 @@ impl Default for Yamux {
     }
 }
 
-/// Why a config file could not be read or decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("read config file {path:?}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("parse config file {path:?}: {message}")]
-    Parse { path: PathBuf, message: String },
-}
+pub use cairn_node::config::LoadError;
 
-/// A decoded config and the unknown-key warnings decoding produced.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub config: Config,
-    pub warnings: Vec<String>,
-}
+/// A decoded router config and the unknown-key warnings decoding produced.
+pub type Loaded = cairn_node::config::Loaded<Config>;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-        Self::from_toml(&text).map_err(|message| LoadError::Parse { path: path.to_owned(), message })
+        cairn_node::config::load_file(path)
     }
 
     pub fn from_toml(text: &str) -> Result<Loaded, String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-        let mut unknown = Vec::new();
-        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e: toml::de::Error| e.to_string())?;
-        let warnings = unknown.into_iter().map(|k| format!("unknown configuration key {k:?} ignored")).collect();
-        Ok(Loaded { config, warnings })
+        cairn_node::config::decode(text)
     }
 
     pub fn graceful_stop_timeout(&self) -> Duration {

@@ -15,7 +15,6 @@ use cairn_node::server::metrics::{ConnectionLabels, ExtraPages, Metrics, PageFut
 use cairn_node::server::middleware::{Stack, State, limit::Limiters};
 use cairn_node::transport::{BackchannelRegistry, Listeners, server_tls_config};
 use prometheus_client::registry::Registry;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,14 +36,7 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Where a started router listens.
-#[derive(Debug, Clone, Default)]
-pub struct Addresses {
-    pub tcp: Option<std::net::SocketAddr>,
-    pub tls: Option<std::net::SocketAddr>,
-    pub unix: Option<PathBuf>,
-    pub prometheus: Option<std::net::SocketAddr>,
-}
+pub use cairn_node::server::Addresses;
 
 /// Serves until `shutdown` resolves.
 pub async fn run(

@@ -372,29 +372,41 @@ pub enum LoadError {
     Parse { path: PathBuf, message: String },
 }
 
-/// A decoded config plus the warnings decoding produced.
+/// A decoded config plus the warnings decoding produced (the router's
+/// config is loaded the same way).
 #[derive(Debug, Clone)]
-pub struct Loaded {
-    pub config: Config,
+pub struct Loaded<C = Config> {
+    pub config: C,
     /// One line per unknown key, naming its path.
     pub warnings: Vec<String>,
+}
+
+/// Reads and decodes a TOML config file (no validation).
+pub fn load_file<C: serde::de::DeserializeOwned>(path: &Path) -> Result<Loaded<C>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    decode(&text).map_err(|message| LoadError::Parse { path: path.to_owned(), message })
+}
+
+/// Decodes TOML config text, warning about unknown keys instead of failing:
+/// operators roll out config and binaries separately.
+pub fn decode<C: serde::de::DeserializeOwned>(text: &str) -> Result<Loaded<C>, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    let config: C = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+        .map_err(|e: toml::de::Error| e.to_string())?;
+    let warnings = unknown.into_iter().map(|k| format!("unknown configuration key {k:?} ignored")).collect();
+    Ok(Loaded { config, warnings })
 }
 
 impl Config {
     /// Reads and decodes `path` (no validation).
     pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-        Self::from_toml(&text).map_err(|message| LoadError::Parse { path: path.to_owned(), message })
+        load_file(path)
     }
 
     /// Decodes config text, warning about unknown keys instead of failing.
     pub fn from_toml(text: &str) -> Result<Loaded, String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-        let mut unknown = Vec::new();
-        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e: toml::de::Error| e.to_string())?;
-        let warnings = unknown.into_iter().map(|k| format!("unknown configuration key {k:?} ignored")).collect();
-        Ok(Loaded { config, warnings })
+        decode(text)
     }
 
     /// The git executable to run.

@@ -209,8 +209,12 @@ pub async fn serve_pages(
                             .body(Full::new(Bytes::from(render(&registry))))
                     } else if let Some(page) = page {
                         match page.await {
-                            Ok(body) => hyper::Response::builder().header("content-type", text).body(Full::new(Bytes::from(body))),
-                            Err(e) => hyper::Response::builder().status(503).body(Full::new(Bytes::from(format!("{e}\n")))),
+                            Ok(body) => hyper::Response::builder()
+                                .header("content-type", text)
+                                .body(Full::new(Bytes::from(body))),
+                            Err(e) => {
+                                hyper::Response::builder().status(503).body(Full::new(Bytes::from(format!("{e}\n"))))
+                            }
                         }
                     } else {
                         hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n")))
