@@ -4,10 +4,15 @@
 //! they are, proxies every RPC to the right node(s) after rewriting the
 //! repository, replicates, health-checks and fails over.
 
+pub mod background;
 pub mod config;
 pub mod db;
 pub mod election;
 pub mod health;
+pub mod intents;
+pub mod metrics;
 pub mod nodes;
 pub mod proxy;
+pub mod reconcile;
+pub mod replication;
 pub mod server;

@@ -1,6 +1,8 @@
 //! The router's metadata in PostgreSQL: a connection pool, the embedded
 //! migrations, and the queries, grouped by what they keep track of.
 
+pub mod health;
+pub mod jobs;
 pub mod migrate;
 pub mod repositories;
 

@@ -140,30 +140,50 @@ impl Shared {
         let storages = self.storages(vs);
         let primary_only = PRIMARY_READS.contains(&call.facts.full_method)
             || call.parts.headers.get(ACCESSOR_POLICY).is_some_and(|v| v.as_bytes() == b"primary-only");
-        let storage = if primary_only {
+        let mut order: Vec<String> = if primary_only {
             let (primary, _) = election::ensure_primary(&self.db, &self.health, &storages, state.clone()).await?;
             match primary {
-                Some(p) if self.health.locally_healthy(vs, &p) => p,
+                Some(p) if self.health.locally_healthy(vs, &p) => vec![p],
                 _ => return Err(Status::unavailable("primary gitaly is not healthy")),
             }
         } else {
-            let candidates: Vec<&str> = state
+            state
                 .up_to_date()
                 .filter(|s| storages.iter().any(|c| c == s) && self.health.locally_healthy(vs, s))
-                .collect();
-            pick(&candidates).ok_or_else(|| Status::unavailable("no suitable node to serve the request"))?.to_owned()
+                .map(str::to_owned)
+                .collect()
         };
-        if let Some(observer) = &self.observer {
-            observer.read_routed(vs, &storage);
-        }
-        let message = self.rewritten(&call, &repo, &state, &storage).await?;
-        let node = self.node(vs, &storage)?;
+        fastrand::shuffle(&mut order);
+        // A call whose whole request is its first message can be sent again
+        // to the next replica when a node turns out to be gone, so reads
+        // move away from a dead node before the next health check.
+        let retryable = !call.facts.client_streaming;
+        let mut rest = Some(rest);
+        let mut last_error = Status::unavailable("no suitable node to serve the request");
         let method = call.facts.full_method;
-        let response = self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await?;
-        if super::intercept::is_get_object_pool(method) {
-            return self.get_object_pool(response, vs).await;
+        for storage in order {
+            let message = self.rewritten(&call, &repo, &state, &storage).await?;
+            let node = self.node(vs, &storage)?;
+            let body = if retryable { None } else { rest.take() };
+            match self.forward(node, &call.parts, &message, call.first.leftover.clone(), body).await {
+                Ok(response) => {
+                    if let Some(observer) = &self.observer {
+                        observer.read_routed(vs, &storage);
+                    }
+                    if super::intercept::is_get_object_pool(method) {
+                        return self.get_object_pool(response, vs).await;
+                    }
+                    return Ok(response);
+                }
+                Err(status) if retryable && status.code() == tonic::Code::Unavailable => {
+                    tracing::warn!(storage, error = %status, "node unreachable; trying another replica");
+                    self.health.set_local(vs, &storage, false);
+                    last_error = status;
+                }
+                Err(status) => return Err(status),
+            }
         }
-        Ok(response)
+        Err(last_error)
     }
 
     /// The primary a write may go to, with the term it holds, and the
@@ -217,6 +237,7 @@ impl Shared {
         let outdated: Vec<String> =
             state.assigned(&storages).into_iter().filter(|s| *s != primary).map(str::to_owned).collect();
         let cid = call.correlation_id();
+        let primary_for_errors = primary.clone();
         let forwarded = async {
             let message = self.rewritten(&call, &repo, &state, &primary).await?;
             let node = self.node(&vs, &primary)?;
@@ -238,7 +259,9 @@ impl Shared {
             Ok(response) => Ok(settle_on_finish(response, settle).await),
             Err(status) => {
                 // Not delivered to the node (unreachable): nothing changed.
+                // Stop routing to it until the next health check says otherwise.
                 let code = if status.code() == tonic::Code::Unavailable {
+                    self.health.set_local(&vs, &primary_for_errors, false);
                     tonic::Code::InvalidArgument
                 } else {
                     status.code()

@@ -4,4 +4,10 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod db;
+mod failover;
+mod front;
+mod health;
+mod outage;
+mod replication;
+mod routing;
 mod support;
