@@ -5,6 +5,7 @@
 //! repository, replicates, health-checks and fails over.
 
 pub mod background;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod election;
@@ -16,3 +17,4 @@ pub mod proxy;
 pub mod reconcile;
 pub mod replication;
 pub mod server;
+pub mod service;

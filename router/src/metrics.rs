@@ -116,8 +116,11 @@ pub struct RouterMetrics {
 impl RouterMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &mut Registry, latency_buckets: &[f64]) -> Self {
-        let buckets =
-            Buckets(Arc::new(if latency_buckets.is_empty() { DEFAULT_BUCKETS.to_vec() } else { latency_buckets.to_vec() }));
+        let buckets = Buckets(Arc::new(if latency_buckets.is_empty() {
+            DEFAULT_BUCKETS.to_vec()
+        } else {
+            latency_buckets.to_vec()
+        }));
         let m = Self {
             read_distribution: Family::default(),
             method_types: Family::default(),
@@ -193,7 +196,11 @@ pub async fn db_metrics(db: &Db, config: &Config) -> Result<String, DbError> {
     let queue: Family<QueueDepthLabels, Gauge> = Family::default();
     for d in depth {
         queue
-            .get_or_create(&QueueDepthLabels { virtual_storage: d.virtual_storage, target_node: d.target, state: d.state })
+            .get_or_create(&QueueDepthLabels {
+                virtual_storage: d.virtual_storage,
+                target_node: d.target,
+                state: d.state,
+            })
             .set(d.count);
     }
     let unavailable_family: Family<VirtualStorageLabels, Gauge> = Family::default();
@@ -203,11 +210,7 @@ pub async fn db_metrics(db: &Db, config: &Config) -> Result<String, DbError> {
     for (virtual_storage, count) in unavailable {
         unavailable_family.get_or_create(&VirtualStorageLabels { virtual_storage }).set(count);
     }
-    registry.register(
-        "gitaly_praefect_replication_queue_depth",
-        "Number of jobs in the replication queue",
-        queue,
-    );
+    registry.register("gitaly_praefect_replication_queue_depth", "Number of jobs in the replication queue", queue);
     registry.register(
         "gitaly_praefect_unavailable_repositories",
         "Number of repositories that have no healthy, up to date replicas.",
@@ -251,6 +254,9 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(out.contains("gitaly_praefect_node_healthy{virtual_storage=\"default\",storage=\"gitaly-1\"} 1"), "{out}");
+        assert!(
+            out.contains("gitaly_praefect_node_healthy{virtual_storage=\"default\",storage=\"gitaly-1\"} 1"),
+            "{out}"
+        );
     }
 }

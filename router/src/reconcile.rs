@@ -53,13 +53,7 @@ pub async fn reconcile_once(db: &Db, nodes: &Nodes, health: &HealthView) -> Resu
 
 /// Runs a round at start and then every `reconciliation.scheduling_interval`
 /// until `shutdown`.
-pub async fn run(
-    config: Arc<Config>,
-    db: Db,
-    nodes: Nodes,
-    health: HealthView,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(config: Arc<Config>, db: Db, nodes: Nodes, health: HealthView, mut shutdown: watch::Receiver<bool>) {
     let interval = config.reconciliation.scheduling_interval.get();
     if interval == Duration::ZERO {
         tracing::info!("reconciler disabled");

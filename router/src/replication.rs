@@ -66,6 +66,11 @@ fn gitaly_servers(storage: &str, info: serde_json::Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(map.to_string())
 }
 
+/// The job's correlation id as request metadata, when it has a usable one.
+fn correlation_header(id: &str) -> Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
+    if id.is_empty() { None } else { id.parse().ok() }
+}
+
 fn grpc_error(what: &str, status: &tonic::Status) -> JobError {
     JobError::Other(format!("{what}: {:?}: {}", status.code(), status.message()))
 }
@@ -180,7 +185,10 @@ impl Replicator {
         }
         let configured = self.nodes.storages(vs);
         let usable = |s: &str| {
-            s != target && state.is_up_to_date(s) && configured.iter().any(|c| c == s) && self.health.locally_healthy(vs, s)
+            s != target
+                && state.is_up_to_date(s)
+                && configured.iter().any(|c| c == s)
+                && self.health.locally_healthy(vs, s)
         };
         let source = match job.source.as_deref().filter(|s| usable(s)) {
             Some(s) => s.to_owned(),
@@ -213,10 +221,8 @@ impl Replicator {
         let servers = gitaly_servers(&source, source_node.server_info());
         let metadata = request.metadata_mut();
         metadata.insert("gitaly-servers", servers.parse().map_err(|_| JobError::Other("bad metadata".to_owned()))?);
-        if let Ok(v) = job.correlation_id.parse() {
-            if !job.correlation_id.is_empty() {
-                metadata.insert("x-gitlab-correlation-id", v);
-            }
+        if let Some(v) = correlation_header(&job.correlation_id) {
+            metadata.insert("x-gitlab-correlation-id", v);
         }
         RepositoryServiceClient::new(conn.channel())
             .replicate_repository(request)
@@ -251,10 +257,8 @@ impl Replicator {
                 ..Default::default()
             }),
         });
-        if let Ok(v) = job.correlation_id.parse() {
-            if !job.correlation_id.is_empty() {
-                request.metadata_mut().insert("x-gitlab-correlation-id", v);
-            }
+        if let Some(v) = correlation_header(&job.correlation_id) {
+            request.metadata_mut().insert("x-gitlab-correlation-id", v);
         }
         match RepositoryServiceClient::new(conn.channel()).remove_repository(request).await {
             Ok(_) => {}

@@ -9,7 +9,9 @@ use crate::health::HealthView;
 use crate::nodes::Nodes;
 use crate::proxy::{Proxy, Shared};
 use cairn_node::server::access_log::AccessLog;
-use cairn_node::server::metrics::{ConnectionLabels, Metrics};
+use crate::background::BackgroundCtx;
+use crate::metrics::RouterMetrics;
+use cairn_node::server::metrics::{ConnectionLabels, ExtraPages, Metrics, PageFuture};
 use cairn_node::server::middleware::{Stack, State, limit::Limiters};
 use cairn_node::transport::{BackchannelRegistry, Listeners, server_tls_config};
 use prometheus_client::registry::Registry;
@@ -69,15 +71,20 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry, &config.prometheus.grpc_latency_buckets);
-    interim_health::round(&db, &nodes, &health, &router_name).await;
-    tokio::spawn(interim_health::run(
-        db.clone(),
-        nodes.clone(),
-        health.clone(),
-        config.clone(),
-        router_name.clone(),
-        stop_rx.clone(),
-    ));
+    let router_metrics = Arc::new(RouterMetrics::new(&mut registry, &config.prometheus.grpc_latency_buckets));
+    let background = BackgroundCtx {
+        config: config.clone(),
+        db: db.clone(),
+        nodes: nodes.clone(),
+        health: health.clone(),
+        router_name: router_name.clone(),
+        metrics: router_metrics.clone(),
+        started: std::time::SystemTime::now(),
+    };
+    // Upstream serves only after a first round of health checks, so the
+    // first requests are not refused for want of a healthy node.
+    background.checker().check_round().await;
+    let loops = crate::background::spawn(background, stop_rx.clone());
 
     let stack = Stack::new(State {
         metrics: metrics.clone(),
@@ -91,12 +98,12 @@ pub async fn run_with(
         nodes: nodes.clone(),
         health: health.clone(),
         router_name: router_name.clone(),
-        observer: None,
+        metrics: router_metrics,
     });
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     tokio::spawn(readiness(reporter, health.clone(), config.clone(), stop_rx.clone()));
-    let routes = tonic::service::Routes::new(health_service);
+    let routes = crate::service::routes(&db, &nodes, &health, &config).add_service(health_service);
     let fallback =
         tower::ServiceExt::map_request(proxy, |r: http::Request<axum::body::Body>| r.map(tonic::body::Body::new));
     let routes = tonic::service::Routes::from(routes.into_axum_router().fallback_service(fallback));
@@ -139,7 +146,23 @@ pub async fn run_with(
         })?;
         addrs.prometheus = listener.local_addr().ok();
         let mut rx = stop_rx.clone();
-        tokio::spawn(cairn_node::server::metrics::serve(listener, registry.clone(), async move {
+        let (db, config) = (db.clone(), config.clone());
+        // `/db_metrics` queries PostgreSQL, so it is a separate page that can
+        // be scraped less often, as upstream.
+        let pages: ExtraPages = Arc::new(move |path: &str| -> Option<PageFuture> {
+            if path != "/db_metrics" {
+                return None;
+            }
+            let (db, config) = (db.clone(), config.clone());
+            Some(Box::pin(async move {
+                let timeout = config.prometheus.scrape_timeout.get();
+                match tokio::time::timeout(timeout, crate::metrics::db_metrics(&db, &config)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("database metrics timed out".to_owned()),
+                }
+            }))
+        });
+        tokio::spawn(cairn_node::server::metrics::serve_pages(listener, registry.clone(), pages, async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }));
     }
@@ -182,6 +205,8 @@ pub async fn run_with(
         },
     };
     let _ = stop_tx.send(true);
+    // Replication workers finish their current job.
+    let _ = tokio::time::timeout(grace, futures::future::join_all(loops)).await;
     result
 }
 
@@ -205,58 +230,6 @@ async fn readiness(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-/// Stand-in health checks until the shared checker is merged.
-mod interim_health {
-    use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
-
-    pub(super) async fn round(db: &Db, nodes: &Nodes, health: &HealthView, _router: &str) {
-        let checks = nodes.all().map(|node| async move {
-            let ok = tokio::time::timeout(Duration::from_secs(1), async {
-                let conn = node.connection().await.ok()?;
-                let mut client = tonic_health::pb::health_client::HealthClient::new(conn.channel());
-                let answer =
-                    client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.ok()?;
-                Some(
-                    answer.into_inner().status
-                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
-                )
-            })
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-            (node.virtual_storage.clone(), node.storage.clone(), ok)
-        });
-        let mut consensus: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (vs, storage, ok) in futures::future::join_all(checks).await {
-            health.set_local(&vs, &storage, ok);
-            let entry = consensus.entry(vs).or_default();
-            if ok {
-                entry.insert(storage);
-            }
-        }
-        health.finish_round(db.ping().await.ok().map(|_| consensus));
-    }
-
-    pub(super) async fn run(
-        db: Db,
-        nodes: Nodes,
-        health: HealthView,
-        config: Arc<Config>,
-        router: String,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(config.failover.health_check_interval()) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            round(&db, &nodes, &health, &router).await;
         }
     }
 }

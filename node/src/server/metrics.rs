@@ -163,6 +163,22 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    serve_pages(listener, registry, Arc::new(|_: &str| None), shutdown).await;
+}
+
+/// A page rendered on request, such as the router's `/db_metrics`.
+pub type PageFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>;
+
+/// Other pages by path, besides `/metrics`.
+pub type ExtraPages = Arc<dyn Fn(&str) -> Option<PageFuture> + Send + Sync>;
+
+/// Like [`serve`], with `extra` pages (an error renders as 503).
+pub async fn serve_pages(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    extra: ExtraPages,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let shutdown = std::pin::pin!(shutdown);
@@ -180,14 +196,22 @@ pub async fn serve(
             () = &mut shutdown => return,
         };
         let registry = registry.clone();
+        let extra = extra.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let registry = registry.clone();
+                let page = extra(req.uri().path());
                 async move {
+                    let text = "text/plain; version=0.0.4; charset=utf-8";
                     let resp = if req.uri().path() == "/metrics" {
                         hyper::Response::builder()
                             .header("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
                             .body(Full::new(Bytes::from(render(&registry))))
+                    } else if let Some(page) = page {
+                        match page.await {
+                            Ok(body) => hyper::Response::builder().header("content-type", text).body(Full::new(Bytes::from(body))),
+                            Err(e) => hyper::Response::builder().status(503).body(Full::new(Bytes::from(format!("{e}\n")))),
+                        }
                     } else {
                         hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n")))
                     };

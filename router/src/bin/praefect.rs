@@ -1,5 +1,5 @@
 //! `praefect`: the Cairn router.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    cairn_router::cli::main(std::env::args().collect())
 }

@@ -90,12 +90,13 @@ impl Db {
         Ok(client.execute(&stmt, &[&FORGET_AFTER.as_secs_f64()]).await?)
     }
 
-    /// Repositories of `virtual_storage` whose primary is not in `healthy`
-    /// (or unset) but that hold an up-to-date replica on a `healthy`
-    /// storage, so an election can succeed. At most `limit`, oldest first.
+    /// Repositories of `virtual_storage` whose primary is one of `failed`
+    /// but that hold an up-to-date replica on a `healthy` storage, so an
+    /// election can succeed. At most `limit`, oldest first.
     pub async fn repositories_to_fail_over(
         &self,
         virtual_storage: &str,
+        failed: &[String],
         healthy: &[String],
         limit: i64,
     ) -> Result<Vec<i64>, DbError> {
@@ -103,16 +104,15 @@ impl Db {
         let stmt = client
             .prepare_cached(
                 "SELECT r.repository_id FROM repositories r
-                 WHERE r.virtual_storage = $1
-                   AND (r.\"primary\" IS NULL OR NOT r.\"primary\" = ANY($2))
+                 WHERE r.virtual_storage = $1 AND r.\"primary\" = ANY($2)
                    AND EXISTS (SELECT 1 FROM storage_repositories s
                                WHERE s.repository_id = r.repository_id
-                                 AND s.generation = r.generation AND s.storage = ANY($2))
+                                 AND s.generation = r.generation AND s.storage = ANY($3))
                  ORDER BY r.repository_id
-                 LIMIT $3",
+                 LIMIT $4",
             )
             .await?;
-        let rows = client.query(&stmt, &[&virtual_storage, &healthy, &limit]).await?;
+        let rows = client.query(&stmt, &[&virtual_storage, &failed, &healthy, &limit]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -52,7 +52,9 @@ pub struct Job {
 pub enum Ack {
     /// Done. `behind` when the target still lags the repository afterwards
     /// (a write landed meanwhile), which re-arms the job.
-    Done { behind: bool },
+    Done {
+        behind: bool,
+    },
     Failed(String),
 }
 
@@ -336,10 +338,7 @@ impl Db {
 
     /// Repositories per virtual storage with no replica that could be
     /// primary: none up to date on a storage healthy by consensus.
-    pub async fn unavailable_repositories(
-        &self,
-        window: Duration,
-    ) -> Result<Vec<(String, i64)>, DbError> {
+    pub async fn unavailable_repositories(&self, window: Duration) -> Result<Vec<(String, i64)>, DbError> {
         let client = self.client().await?;
         let rows = client
             .query(

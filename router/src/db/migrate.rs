@@ -23,7 +23,8 @@ macro_rules! migration {
 }
 
 /// Every migration this binary knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[migration!("20261122000001_cairn_initial")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!("20261122000001_cairn_initial"), migration!("20261122000002_repositories_primary_index")];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     id text PRIMARY KEY,

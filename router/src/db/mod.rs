@@ -1,6 +1,7 @@
 //! The router's metadata in PostgreSQL: a connection pool, the embedded
 //! migrations, and the queries, grouped by what they keep track of.
 
+pub mod admin;
 pub mod health;
 pub mod jobs;
 pub mod migrate;

@@ -14,9 +14,9 @@ use crate::nodes::{Node, Nodes};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// A node is healthy iff it answers SERVING within this (upstream's 1 s).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -66,15 +66,14 @@ pub async fn check_node(node: &Node) -> bool {
 impl Checker {
     /// One round: check, record, read the consensus, fail over.
     pub async fn check_round(&self) {
-        let checks: Vec<Check> =
-            futures::future::join_all(self.nodes.all().map(|node| async move {
-                Check {
-                    virtual_storage: node.virtual_storage.clone(),
-                    storage: node.storage.clone(),
-                    healthy: check_node(node).await,
-                }
-            }))
-            .await;
+        let checks: Vec<Check> = futures::future::join_all(self.nodes.all().map(|node| async move {
+            Check {
+                virtual_storage: node.virtual_storage.clone(),
+                storage: node.storage.clone(),
+                healthy: check_node(node).await,
+            }
+        }))
+        .await;
         for c in &checks {
             if self.health.checked() && self.health.locally_healthy(&c.virtual_storage, &c.storage) != c.healthy {
                 tracing::info!(virtual_storage = %c.virtual_storage, storage = %c.storage, healthy = c.healthy, "node health changed");
@@ -103,7 +102,10 @@ impl Checker {
         }
     }
 
-    async fn record_and_read(&self, checks: &[Check]) -> Result<BTreeMap<String, BTreeSet<String>>, crate::db::DbError> {
+    async fn record_and_read(
+        &self,
+        checks: &[Check],
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, crate::db::DbError> {
         self.db.record_checks(&self.router_name, checks).await?;
         let forgotten = self.db.forget_stale_checks().await?;
         if forgotten > 0 {
@@ -125,10 +127,11 @@ impl Checker {
         for vs in self.nodes.virtual_storages() {
             let configured = self.nodes.storages(vs);
             let healthy: Vec<String> = self.health.consensus(vs).into_iter().collect();
-            if healthy.is_empty() {
+            let failed: Vec<String> = configured.iter().filter(|s| !healthy.contains(s)).cloned().collect();
+            if healthy.is_empty() || failed.is_empty() {
                 continue;
             }
-            let ids = match self.db.repositories_to_fail_over(vs, &healthy, FAILOVER_BATCH).await {
+            let ids = match self.db.repositories_to_fail_over(vs, &failed, &healthy, FAILOVER_BATCH).await {
                 Ok(ids) => ids,
                 Err(error) => {
                     tracing::error!(virtual_storage = vs, %error, "listing repositories to fail over failed");

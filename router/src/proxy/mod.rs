@@ -27,12 +27,6 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::body::Body;
 
-/// Called with how reads are spread and which kinds of RPC pass, for metrics.
-pub trait Observer: Send + Sync {
-    fn read_routed(&self, virtual_storage: &str, storage: &str);
-    fn method_type(&self, method_type: &str);
-}
-
 /// What the proxy needs; shared by every call.
 pub struct Shared {
     pub config: Arc<Config>,
@@ -40,7 +34,7 @@ pub struct Shared {
     pub nodes: Nodes,
     pub health: HealthView,
     pub router_name: String,
-    pub observer: Option<Arc<dyn Observer>>,
+    pub metrics: Arc<crate::metrics::RouterMetrics>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -112,8 +106,8 @@ impl Shared {
         let (parts, mut body) = req.into_parts();
         let first = frame::read_first(&mut body).await?;
         let call = Call { facts, parts, first };
-        if let (Some(observer), Some(op)) = (&self.observer, facts.op) {
-            observer.method_type(op.as_str());
+        if let Some(op) = facts.op {
+            self.metrics.count_method_type(op.as_str());
         }
         match facts.scope {
             Some(Scope::Repository) => self.repository_scoped(call, body).await,

@@ -167,9 +167,7 @@ impl Shared {
             let body = if retryable { None } else { rest.take() };
             match self.forward(node, &call.parts, &message, call.first.leftover.clone(), body).await {
                 Ok(response) => {
-                    if let Some(observer) = &self.observer {
-                        observer.read_routed(vs, &storage);
-                    }
+                    self.metrics.count_read(vs, &storage);
                     if super::intercept::is_get_object_pool(method) {
                         return self.get_object_pool(response, vs).await;
                     }

@@ -66,8 +66,8 @@ async fn consensus_needs_a_majority_of_live_routers() {
              last_seen_active_at = now() - interval '2 minutes' WHERE router = 'r3'",
         &[],
     )
-        .await
-        .expect("age");
+    .await
+    .expect("age");
     let consensus = db.consensus(window).await.expect("consensus");
     assert_eq!(consensus[VS], set(&["s2", "s3"]));
 
@@ -180,12 +180,7 @@ async fn database_failure_falls_back_to_the_local_view() {
 #[tokio::test]
 async fn proactive_failover_moves_the_primary_off_a_killed_node() {
     let mut c = Cluster::start(FAST).await;
-    let id = c
-        .db
-        .track_repository(VS, "p.git", "@cluster/test/p", "s1", &[], &[])
-        .await
-        .expect("track")
-        .expect("new");
+    let id = c.db.track_repository(VS, "p.git", "@cluster/test/p", "s1", &[], &[]).await.expect("track").expect("new");
     c.db.set_replica_generation(id, "s2", 0).await.expect("s2");
     let before = c.db.repository_by_id(id).await.expect("l").expect("r");
     assert_eq!(before.primary.as_deref(), Some("s1"));

@@ -3,10 +3,12 @@
 
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
+mod cli;
 mod db;
 mod failover;
 mod front;
 mod health;
+mod info_service;
 mod outage;
 mod replication;
 mod routing;

@@ -14,12 +14,11 @@ async fn tracked(c: &Cluster, relative: &str, assignments: &[&str], to: &[&str])
     c.seed("s1", &replica_path);
     let assignments: Vec<String> = assignments.iter().map(|s| (*s).to_owned()).collect();
     let to: Vec<String> = to.iter().map(|s| (*s).to_owned()).collect();
-    let id = c
-        .db
-        .track_repository(VS, relative, &replica_path, "s1", &assignments, &to)
-        .await
-        .expect("track")
-        .expect("new path");
+    let id =
+        c.db.track_repository(VS, relative, &replica_path, "s1", &assignments, &to)
+            .await
+            .expect("track")
+            .expect("new path");
     (id, replica_path)
 }
 
@@ -58,8 +57,10 @@ async fn update_jobs_copy_the_repository_and_a_settled_write_converges_again() {
     // A write on the primary, recorded as it would be by routing.
     c.commit("s1", &path, "main", "a write");
     c.commit("s1", &path, "feature", "a branch");
-    let intent = c.db.begin_write(id, "s1", state.term, "r1", "UserCommitFiles", "cid").await.expect("b").expect("term");
-    let outcome = Outcome::Changed { updated: vec!["s1".into()], outdated: vec!["s2".into(), "s3".into()], source: "s1".into() };
+    let intent =
+        c.db.begin_write(id, "s1", state.term, "r1", "UserCommitFiles", "cid").await.expect("b").expect("term");
+    let outcome =
+        Outcome::Changed { updated: vec!["s1".into()], outdated: vec!["s2".into(), "s3".into()], source: "s1".into() };
     c.db.settle(intent, &outcome, "cid").await.expect("settle");
     assert_ne!(c.refs("s2", &path), c.refs("s1", &path));
 
@@ -94,7 +95,8 @@ async fn a_job_to_a_dead_node_backs_off_and_succeeds_after_restart() {
         )
         .await
         .expect("job");
-    let (state, attempts, error, wait): (String, i32, Option<String>, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (state, attempts, error, wait): (String, i32, Option<String>, f64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!((state.as_str(), attempts), ("failed", 1));
     assert!(error.is_some_and(|e| !e.is_empty()));
     assert!(wait > 0.5 && wait <= 1.0, "first backoff is 1 s: {wait}");
@@ -102,15 +104,14 @@ async fn a_job_to_a_dead_node_backs_off_and_succeeds_after_restart() {
     assert_eq!(r.process_batch(VS, "s2").await.expect("process"), 0);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(r.process_batch(VS, "s2").await.expect("process"), 1);
-    let wait: f64 = c
-        .db
-        .client()
-        .await
-        .expect("c")
-        .query_one("SELECT EXTRACT(EPOCH FROM not_before - now())::float8 FROM replication_jobs", &[])
-        .await
-        .expect("job")
-        .get(0);
+    let wait: f64 =
+        c.db.client()
+            .await
+            .expect("c")
+            .query_one("SELECT EXTRACT(EPOCH FROM not_before - now())::float8 FROM replication_jobs", &[])
+            .await
+            .expect("job")
+            .get(0);
     assert!(wait > 1.5 && wait <= 2.0, "second backoff is 2 s: {wait}");
 
     c.node_mut("s2").restart();
@@ -164,14 +165,13 @@ async fn two_routers_share_the_queue_without_running_a_job_twice() {
         tokio::time::timeout(Duration::from_secs(30), h).await.expect("worker stops").expect("worker");
     }
 
-    let rows = c
-        .db
-        .client()
-        .await
-        .expect("c")
-        .query("SELECT job, event, owner FROM lease_log ORDER BY job, seq", &[])
-        .await
-        .expect("log");
+    let rows =
+        c.db.client()
+            .await
+            .expect("c")
+            .query("SELECT job, event, owner FROM lease_log ORDER BY job, seq", &[])
+            .await
+            .expect("log");
     let mut owners = std::collections::BTreeSet::new();
     let mut last: Option<(i64, String)> = None;
     for row in &rows {
@@ -339,12 +339,11 @@ async fn reconciler_schedules_missing_and_unneeded_replicas_once() {
 #[tokio::test]
 async fn abandoned_intents_of_a_dead_router_are_settled() {
     let mut c = Cluster::start("").await;
-    let (present, _) = c
-        .db
-        .begin_create(VS, "present.git", "s1", &[], "dead-router", "CreateRepository", "c1")
-        .await
-        .expect("b")
-        .expect("new");
+    let (present, _) =
+        c.db.begin_create(VS, "present.git", "s1", &[], "dead-router", "CreateRepository", "c1")
+            .await
+            .expect("b")
+            .expect("new");
     c.seed("s1", &present.replica_path);
     c.db.begin_create(VS, "absent.git", "s1", &[], "dead-router", "CreateRepository", "c2")
         .await
@@ -370,17 +369,16 @@ async fn abandoned_intents_of_a_dead_router_are_settled() {
     assert!(c.db.repository(VS, "absent.git").await.expect("l").is_none(), "absent is forgotten");
     let state = c.db.repository_by_id(written).await.expect("l").expect("r");
     assert_eq!((state.generation, state.generation_of("s1")), (1, 1));
-    let jobs: Vec<(i64, String)> = c
-        .db
-        .client()
-        .await
-        .expect("c")
-        .query("SELECT repository_id, target_storage FROM replication_jobs ORDER BY 1, 2", &[])
-        .await
-        .expect("jobs")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let jobs: Vec<(i64, String)> =
+        c.db.client()
+            .await
+            .expect("c")
+            .query("SELECT repository_id, target_storage FROM replication_jobs ORDER BY 1, 2", &[])
+            .await
+            .expect("jobs")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     assert_eq!(
         jobs,
         vec![
@@ -390,4 +388,53 @@ async fn abandoned_intents_of_a_dead_router_are_settled() {
             (written, "s3".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn background_loops_replicate_report_metrics_and_stop() {
+    let c = Cluster::start("[failover]\nhealth_check_interval = \"100ms\"\n").await;
+    let (id, path) = tracked(&c, "bg.git", &[], &["s2", "s3"]).await;
+    // A repository whose only replica is on a storage nobody sees: unavailable.
+    c.db.track_repository(VS, "lost.git", "@cluster/test/lost", "gone", &[], &[]).await.expect("track").expect("new");
+    let text = cairn_router::metrics::db_metrics(&c.db, &c.config).await.expect("db metrics");
+    assert!(
+        text.contains(
+            "gitaly_praefect_replication_queue_depth{virtual_storage=\"default\",target_node=\"s2\",state=\"ready\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("gitaly_praefect_unavailable_repositories{virtual_storage=\"default\"} 2"), "{text}");
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = std::sync::Arc::new(cairn_router::metrics::RouterMetrics::new(&mut registry, &[]));
+    let ctx = cairn_router::background::BackgroundCtx {
+        config: c.config.clone(),
+        db: c.db.clone(),
+        nodes: c.router_nodes.clone(),
+        health: cairn_router::health::HealthView::default(),
+        router_name: "bg-router".to_owned(),
+        metrics,
+        started: SystemTime::now(),
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let handles = cairn_router::background::spawn(ctx, shutdown);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.count("SELECT count(*) FROM replication_jobs").await > 0 {
+        assert!(Instant::now() < deadline, "background replication did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = c.db.repository_by_id(id).await.expect("l").expect("r");
+    assert_eq!((state.generation_of("s2"), state.generation_of("s3")), (0, 0));
+    assert_eq!(c.refs("s3", &path), c.refs("s1", &path));
+    let text = cairn_node::server::metrics::render(&registry);
+    assert!(text.contains("gitaly_praefect_node_healthy{virtual_storage=\"default\",storage=\"s2\"} 1"), "{text}");
+    assert!(text.contains("gitaly_praefect_replication_latency_count{type=\"update\"} 2"), "{text}");
+    // With the health checker writing node_status, bg.git counts as available now.
+    let text = cairn_router::metrics::db_metrics(&c.db, &c.config).await.expect("db metrics");
+    assert!(text.contains("gitaly_praefect_unavailable_repositories{virtual_storage=\"default\"} 1"), "{text}");
+
+    stop.send(true).expect("stop");
+    for h in handles {
+        tokio::time::timeout(Duration::from_secs(10), h).await.expect("loop stops").expect("loop");
+    }
 }

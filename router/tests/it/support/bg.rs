@@ -175,7 +175,8 @@ pub fn add_commit(path: &Path, branch: &str, message: &str) {
     };
     let reference = format!("refs/heads/{branch}");
     let parent = Command::new("git").arg("-C").arg(path).args(["rev-parse", "--verify", "-q", &reference]).output();
-    let parent = parent.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let parent =
+        parent.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
     if let Some(p) = parent.as_deref() {
         args.extend(["-p", p]);
