@@ -63,6 +63,13 @@ pub fn spawn(ctx: BackgroundCtx, shutdown: watch::Receiver<bool>) -> Vec<JoinHan
         ctx.health.clone(),
         shutdown.clone(),
     )));
+    handles.push(tokio::spawn(crate::verifier::run(
+        ctx.config.clone(),
+        ctx.db.clone(),
+        ctx.nodes.clone(),
+        ctx.health.clone(),
+        shutdown.clone(),
+    )));
     handles.push(tokio::spawn(crate::intents::run(ctx.db, ctx.nodes, ctx.router_name, ctx.started, shutdown)));
     handles
 }

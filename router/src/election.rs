@@ -31,10 +31,10 @@ pub async fn ensure_primary(
 ) -> Result<(Option<String>, i64), DbError> {
     for _ in 0..3 {
         let candidates = candidates(&state, configured, health);
-        if let Some(p) = &state.primary {
-            if candidates.contains(p) {
-                return Ok((Some(p.clone()), state.term));
-            }
+        if let Some(p) = &state.primary
+            && candidates.contains(p)
+        {
+            return Ok((Some(p.clone()), state.term));
         }
         let Some(pick) = pick(&candidates) else { return Ok((state.primary.clone(), state.term)) };
         match db.change_primary(state.id, state.primary.as_deref(), &pick).await? {

@@ -18,3 +18,4 @@ pub mod reconcile;
 pub mod replication;
 pub mod server;
 pub mod service;
+pub mod verifier;

@@ -3,14 +3,14 @@
 //! the node (auth, correlation ids, access log, gRPC metrics), the router's
 //! own services, the proxy for everything else, and the background loops.
 
+use crate::background::BackgroundCtx;
 use crate::config::Config;
 use crate::db::{Db, migrate};
 use crate::health::HealthView;
+use crate::metrics::RouterMetrics;
 use crate::nodes::Nodes;
 use crate::proxy::{Proxy, Shared};
 use cairn_node::server::access_log::AccessLog;
-use crate::background::BackgroundCtx;
-use crate::metrics::RouterMetrics;
 use cairn_node::server::metrics::{ConnectionLabels, ExtraPages, Metrics, PageFuture};
 use cairn_node::server::middleware::{Stack, State, limit::Limiters};
 use cairn_node::transport::{BackchannelRegistry, Listeners, server_tls_config};

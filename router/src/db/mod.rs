@@ -6,6 +6,7 @@ pub mod health;
 pub mod jobs;
 pub mod migrate;
 pub mod repositories;
+pub mod verification;
 
 use crate::config;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};

@@ -109,7 +109,16 @@ fn state_from_row(row: &tokio_postgres::Row) -> RepoState {
     }
 }
 
-/// A write's intent, returned by [`begin_write`] / [`begin_create`].
+/// Who starts a write: recorded with its intent.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteBy<'a> {
+    pub router: &'a str,
+    /// `/gitaly.Service/Method`.
+    pub method: &'a str,
+    pub correlation_id: &'a str,
+}
+
+/// A write's intent, returned by [`Db::begin_write`] / [`Db::begin_create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntentId(pub i64);
 
@@ -181,10 +190,9 @@ impl Db {
         relative_path: &str,
         primary: &str,
         assignments: &[String],
-        router: &str,
-        method: &str,
-        correlation_id: &str,
+        by: WriteBy<'_>,
     ) -> Result<Option<(RepoState, IntentId)>, DbError> {
+        let WriteBy { router, method, correlation_id } = by;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let id: i64 = tx.query_one("SELECT nextval('repositories_repository_id_seq')", &[]).await?.get(0);
@@ -224,10 +232,9 @@ impl Db {
         repository_id: i64,
         primary: &str,
         term: i64,
-        router: &str,
-        method: &str,
-        correlation_id: &str,
+        by: WriteBy<'_>,
     ) -> Result<Option<IntentId>, DbError> {
+        let WriteBy { router, method, correlation_id } = by;
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(

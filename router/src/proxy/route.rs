@@ -2,7 +2,7 @@
 
 use super::frame::{self, Collected};
 use super::{Call, Shared, pick, repository_at, rewrite};
-use crate::db::repositories::{IntentId, Outcome, RepoState};
+use crate::db::repositories::{IntentId, Outcome, RepoState, WriteBy};
 use crate::election;
 use cairn_proto::facts::Operation;
 use cairn_proto::gitaly::Repository;
@@ -111,24 +111,24 @@ impl Shared {
         physical.storage_name = storage.to_owned();
         physical.relative_path = state.replica_path.clone();
         let mut message = rewrite(&call.first.message, path, &physical)?;
-        if let Some(additional_path) = call.facts.additional_repository {
-            if let Some(additional) = repository_at(&message, additional_path)? {
-                if additional.storage_name != repo.storage_name {
-                    return Err(Status::invalid_argument(format!(
-                        "additional repository is on virtual storage {:?}, not {:?}",
-                        additional.storage_name, repo.storage_name
-                    )));
-                }
-                let other = self
-                    .db
-                    .repository(&additional.storage_name, &additional.relative_path)
-                    .await?
-                    .ok_or_else(|| not_found(&additional.storage_name, &additional.relative_path))?;
-                let mut physical = additional.clone();
-                physical.storage_name = storage.to_owned();
-                physical.relative_path = other.replica_path;
-                message = rewrite(&message, additional_path, &physical)?;
+        if let Some(additional_path) = call.facts.additional_repository
+            && let Some(additional) = repository_at(&message, additional_path)?
+        {
+            if additional.storage_name != repo.storage_name {
+                return Err(Status::invalid_argument(format!(
+                    "additional repository is on virtual storage {:?}, not {:?}",
+                    additional.storage_name, repo.storage_name
+                )));
             }
+            let other = self
+                .db
+                .repository(&additional.storage_name, &additional.relative_path)
+                .await?
+                .ok_or_else(|| not_found(&additional.storage_name, &additional.relative_path))?;
+            let mut physical = additional.clone();
+            physical.storage_name = storage.to_owned();
+            physical.relative_path = other.replica_path;
+            message = rewrite(&message, additional_path, &physical)?;
         }
         Ok(message)
     }
@@ -211,9 +211,11 @@ impl Shared {
                     state.id,
                     &primary,
                     term,
-                    &self.router_name,
-                    call.facts.full_method,
-                    &call.correlation_id(),
+                    WriteBy {
+                        router: &self.router_name,
+                        method: call.facts.full_method,
+                        correlation_id: &call.correlation_id(),
+                    },
                 )
                 .await?;
             if let Some(intent) = intent {
@@ -322,7 +324,13 @@ impl Shared {
         let cid = call.correlation_id();
         let Some((state, intent)) = self
             .db
-            .begin_create(&vs, &repo.relative_path, &primary, &assignments, &self.router_name, method, &cid)
+            .begin_create(
+                &vs,
+                &repo.relative_path,
+                &primary,
+                &assignments,
+                WriteBy { router: &self.router_name, method, correlation_id: &cid },
+            )
             .await?
         else {
             return Err(Status::already_exists("repository already exists"));

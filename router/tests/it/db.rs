@@ -60,7 +60,17 @@ async fn migrations_apply_once_report_status_and_revert() {
 async fn creation_is_recorded_before_it_reaches_a_node_and_settled_after() {
     let (_t, db) = migrated().await;
     let (state, intent) = db
-        .begin_create("default", "a.git", "s1", &[], "router-1", "CreateRepository", "cid")
+        .begin_create(
+            "default",
+            "a.git",
+            "s1",
+            &[],
+            cairn_router::db::repositories::WriteBy {
+                router: "router-1",
+                method: "CreateRepository",
+                correlation_id: "cid",
+            },
+        )
         .await
         .expect("begin")
         .expect("new path");
@@ -68,10 +78,20 @@ async fn creation_is_recorded_before_it_reaches_a_node_and_settled_after() {
     assert!(state.replicas.is_empty());
     // A concurrent creation of the same path is refused before any node sees it.
     assert!(
-        db.begin_create("default", "a.git", "s2", &[], "router-2", "CreateRepository", "")
-            .await
-            .expect("begin")
-            .is_none()
+        db.begin_create(
+            "default",
+            "a.git",
+            "s2",
+            &[],
+            cairn_router::db::repositories::WriteBy {
+                router: "router-2",
+                method: "CreateRepository",
+                correlation_id: ""
+            }
+        )
+        .await
+        .expect("begin")
+        .is_none()
     );
 
     let outcome =
@@ -88,8 +108,17 @@ async fn creation_is_recorded_before_it_reaches_a_node_and_settled_after() {
     assert_eq!(intents, 0);
 
     // A failed creation leaves no record.
-    let (_, intent) =
-        db.begin_create("default", "b.git", "s1", &[], "r", "CreateRepository", "").await.expect("b").expect("new");
+    let (_, intent) = db
+        .begin_create(
+            "default",
+            "b.git",
+            "s1",
+            &[],
+            cairn_router::db::repositories::WriteBy { router: "r", method: "CreateRepository", correlation_id: "" },
+        )
+        .await
+        .expect("b")
+        .expect("new");
     db.settle(intent, &Outcome::Created { created: vec![], outdated: vec![], source: "s1".into() }, "")
         .await
         .expect("settle");
@@ -99,8 +128,17 @@ async fn creation_is_recorded_before_it_reaches_a_node_and_settled_after() {
 #[tokio::test]
 async fn writes_move_only_current_replicas_and_fence_stale_terms() {
     let (_t, db) = migrated().await;
-    let (state, intent) =
-        db.begin_create("vs", "r.git", "s1", &[], "r", "CreateRepository", "").await.expect("b").expect("new");
+    let (state, intent) = db
+        .begin_create(
+            "vs",
+            "r.git",
+            "s1",
+            &[],
+            cairn_router::db::repositories::WriteBy { router: "r", method: "CreateRepository", correlation_id: "" },
+        )
+        .await
+        .expect("b")
+        .expect("new");
     db.settle(
         intent,
         &Outcome::Created { created: vec!["s1".into(), "s2".into()], outdated: vec![], source: "s1".into() },
@@ -110,7 +148,12 @@ async fn writes_move_only_current_replicas_and_fence_stale_terms() {
     .expect("settle");
 
     let intent = db
-        .begin_write(state.id, "s1", state.term, "r", "UserCreateBranch", "")
+        .begin_write(
+            state.id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r", method: "UserCreateBranch", correlation_id: "" },
+        )
         .await
         .expect("begin")
         .expect("term holds");
@@ -120,8 +163,16 @@ async fn writes_move_only_current_replicas_and_fence_stale_terms() {
     assert_eq!((state.generation, state.generation_of("s1"), state.generation_of("s2")), (1, 1, 0));
 
     // s2 is behind: naming it as updated must not mark it current.
-    let intent =
-        db.begin_write(state.id, "s1", state.term, "r", "WriteRef", "").await.expect("begin").expect("term holds");
+    let intent = db
+        .begin_write(
+            state.id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r", method: "WriteRef", correlation_id: "" },
+        )
+        .await
+        .expect("begin")
+        .expect("term holds");
     let both = Outcome::Changed { updated: vec!["s1".into(), "s2".into()], outdated: vec![], source: "s1".into() };
     db.settle(intent, &both, "").await.expect("settle");
     let state = db.repository("vs", "r.git").await.expect("load").expect("recorded");
@@ -134,7 +185,17 @@ async fn writes_move_only_current_replicas_and_fence_stale_terms() {
         db.change_primary(state.id, Some("s1"), "s3").await.expect("elect").is_none(),
         "compare-and-set on the old primary"
     );
-    assert!(db.begin_write(state.id, "s1", state.term, "r", "WriteRef", "").await.expect("begin").is_none());
+    assert!(
+        db.begin_write(
+            state.id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r", method: "WriteRef", correlation_id: "" }
+        )
+        .await
+        .expect("begin")
+        .is_none()
+    );
 }
 
 #[tokio::test]

@@ -37,7 +37,16 @@ fn info(db: &Db, config: &Arc<Config>, health: &HealthView) -> InfoService {
 async fn write(db: &Db, id: i64, updated: &[&str], outdated: &[&str]) {
     let state = db.repository_by_id(id).await.expect("load").expect("exists");
     let primary = state.primary.clone().expect("primary");
-    let intent = db.begin_write(id, &primary, state.term, "r", "WriteRef", "").await.expect("begin").expect("term");
+    let intent = db
+        .begin_write(
+            id,
+            &primary,
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r", method: "WriteRef", correlation_id: "" },
+        )
+        .await
+        .expect("begin")
+        .expect("term");
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
     let outcome = Outcome::Changed { updated: owned(updated), outdated: owned(outdated), source: primary };
     db.settle(intent, &outcome, "").await.expect("settle");

@@ -58,7 +58,15 @@ async fn update_jobs_copy_the_repository_and_a_settled_write_converges_again() {
     c.commit("s1", &path, "main", "a write");
     c.commit("s1", &path, "feature", "a branch");
     let intent =
-        c.db.begin_write(id, "s1", state.term, "r1", "UserCommitFiles", "cid").await.expect("b").expect("term");
+        c.db.begin_write(
+            id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r1", method: "UserCommitFiles", correlation_id: "cid" },
+        )
+        .await
+        .expect("b")
+        .expect("term");
     let outcome =
         Outcome::Changed { updated: vec!["s1".into()], outdated: vec!["s2".into(), "s3".into()], source: "s1".into() };
     c.db.settle(intent, &outcome, "cid").await.expect("settle");
@@ -218,7 +226,16 @@ async fn a_write_during_a_job_reruns_it() {
     assert!(c.db.heartbeat("r1", &job).await.expect("heartbeat"));
     // A write settles while the job runs: the job is flagged, not duplicated.
     let state = c.db.repository_by_id(id).await.expect("l").expect("r");
-    let intent = c.db.begin_write(id, "s1", state.term, "r1", "WriteRef", "").await.expect("b").expect("term");
+    let intent =
+        c.db.begin_write(
+            id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r1", method: "WriteRef", correlation_id: "" },
+        )
+        .await
+        .expect("b")
+        .expect("term");
     let changed = Outcome::Changed { updated: vec!["s1".into()], outdated: vec!["s2".into()], source: "s1".into() };
     c.db.settle(intent, &changed, "").await.expect("settle");
     assert_eq!(c.count("SELECT count(*) FROM replication_jobs WHERE rerun AND state = 'in_progress'").await, 1);
@@ -235,7 +252,16 @@ async fn a_write_during_a_job_reruns_it() {
     assert_eq!(c.count("SELECT count(*) FROM replication_jobs").await, 0);
 
     // End to end: the worker leaves s2 at the repository's generation.
-    let intent = c.db.begin_write(id, "s1", state.term, "r1", "WriteRef", "").await.expect("b").expect("term");
+    let intent =
+        c.db.begin_write(
+            id,
+            "s1",
+            state.term,
+            cairn_router::db::repositories::WriteBy { router: "r1", method: "WriteRef", correlation_id: "" },
+        )
+        .await
+        .expect("b")
+        .expect("term");
     c.db.settle(intent, &changed, "").await.expect("settle");
     run_until_idle(&c, "r1", &["s2"]).await;
     let state = c.db.repository_by_id(id).await.expect("l").expect("r");
@@ -340,17 +366,45 @@ async fn reconciler_schedules_missing_and_unneeded_replicas_once() {
 async fn abandoned_intents_of_a_dead_router_are_settled() {
     let mut c = Cluster::start("").await;
     let (present, _) =
-        c.db.begin_create(VS, "present.git", "s1", &[], "dead-router", "CreateRepository", "c1")
-            .await
-            .expect("b")
-            .expect("new");
-    c.seed("s1", &present.replica_path);
-    c.db.begin_create(VS, "absent.git", "s1", &[], "dead-router", "CreateRepository", "c2")
+        c.db.begin_create(
+            VS,
+            "present.git",
+            "s1",
+            &[],
+            cairn_router::db::repositories::WriteBy {
+                router: "dead-router",
+                method: "CreateRepository",
+                correlation_id: "c1",
+            },
+        )
         .await
         .expect("b")
         .expect("new");
+    c.seed("s1", &present.replica_path);
+    c.db.begin_create(
+        VS,
+        "absent.git",
+        "s1",
+        &[],
+        cairn_router::db::repositories::WriteBy {
+            router: "dead-router",
+            method: "CreateRepository",
+            correlation_id: "c2",
+        },
+    )
+    .await
+    .expect("b")
+    .expect("new");
     let (written, _) = tracked(&c, "written.git", &[], &[]).await;
-    c.db.begin_write(written, "s1", 1, "dead-router", "WriteRef", "c3").await.expect("b").expect("term");
+    c.db.begin_write(
+        written,
+        "s1",
+        1,
+        cairn_router::db::repositories::WriteBy { router: "dead-router", method: "WriteRef", correlation_id: "c3" },
+    )
+    .await
+    .expect("b")
+    .expect("term");
     // Young intents of a router that may still be alive are left alone.
     let me = SystemTime::now();
     assert_eq!(intents::recover_once(&c.db, &c.router_nodes, "me", me).await.expect("recover"), 0);
@@ -437,4 +491,32 @@ async fn background_loops_replicate_report_metrics_and_stop() {
     for h in handles {
         tokio::time::timeout(Duration::from_secs(10), h).await.expect("loop stops").expect("loop");
     }
+}
+
+#[tokio::test]
+async fn the_verifier_drops_records_of_replicas_missing_on_disk() {
+    let c = Cluster::start("").await;
+    let (id, path) = tracked(&c, "v.git", &[], &["s2", "s3"]).await;
+    run_until_idle(&c, "r1", &["s2", "s3"]).await;
+    // s3's volume is wiped behind the router's back.
+    std::fs::remove_dir_all(c.node("s3").path_of(&path)).expect("wipe");
+
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!((pass.valid, pass.invalid, pass.errors), (2, 1, 0));
+    let state = c.db.repository_by_id(id).await.expect("l").expect("r");
+    assert_eq!(state.generation_of("s3"), -1, "the missing replica's record is gone");
+    assert_eq!(c.count("SELECT count(*) FROM storage_repositories WHERE verified_at IS NOT NULL").await, 2);
+    // Verified replicas are not checked again within the interval...
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!(pass, cairn_router::verifier::Pass::default());
+    // ...unless an admin asks (`praefect verify` clears verified_at).
+    c.exec("UPDATE storage_repositories SET verified_at = NULL").await;
+    let pass = cairn_router::verifier::verify_once(&c.config, &c.db, &c.router_nodes, &c.health).await.expect("pass");
+    assert_eq!(pass.valid, 2);
+
+    // The reconciler then copies it again.
+    cairn_router::reconcile::reconcile_once(&c.db, &c.router_nodes, &c.health).await.expect("reconcile");
+    run_until_idle(&c, "r1", &["s3"]).await;
+    assert!(c.node("s3").path_of(&path).join("HEAD").exists());
+    assert_eq!(c.db.repository_by_id(id).await.expect("l").expect("r").generation_of("s3"), 0);
 }

@@ -7,6 +7,8 @@
 //! refuses root) and stops it when the process exits. Tests that stop and
 //! restart PostgreSQL start their own [`PgServer`].
 
+#![allow(clippy::disallowed_methods, reason = "tests run PostgreSQL's own programs")]
+
 use cairn_router::config::Database;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
