@@ -7,7 +7,10 @@
 #
 #   dev/cluster.sh                  router on 127.0.0.1:2305, nodes on 8076-8078
 #   PORT=3305 NODE_PORT=9076 dev/cluster.sh
-#   PROFILE=debug dev/cluster.sh    use debug binaries (faster to build)
+#   PROFILE=release dev/cluster.sh  optimised binaries (a separate, longer build)
+#
+# Debug binaries by default: they are the ones dev/test.sh builds too, so
+# the two commands share one build, and a first build takes minutes less.
 #
 # Every run starts afresh: .cluster/ (configs, storages, database, logs) is
 # recreated.
@@ -17,7 +20,7 @@ source dev/setup.sh
 source dev/lib/pg.sh
 pg_install_if_missing
 
-profile="${PROFILE:-release}"
+profile="${PROFILE:-debug}"
 router_port="${PORT:-2305}"
 node_port="${NODE_PORT:-8076}"
 router_metrics_port="${METRICS_PORT:-9652}"
@@ -222,7 +225,8 @@ done
 echo "created default/demo.git through the router" >&2
 
 # A first commit, made with plain git outside any user config and pushed
-# through the router.
+# through the router. The node runs the receive hooks, which (as with
+# gitlab-shell) need the GitLab repository and user in the payload.
 work="$root/initial"
 (
     export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
@@ -233,7 +237,7 @@ work="$root/initial"
     git -C "$work" add README.md
     git -C "$work" commit --quiet -m "Add README"
     export GIT_SSH_VARIANT=simple GITALY_ADDRESS="tcp://127.0.0.1:$router_port" GITALY_TOKEN="$router_token"
-    export GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"demo.git"},"glId":"user-1"}'
+    export GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"demo.git","glRepository":"project-1"},"glId":"user-1"}'
     GIT_SSH_COMMAND="$bin/gitaly-ssh receive-pack" git -C "$work" push --quiet ssh://praefect/demo.git main
 ) >"$root/initial-push.log" 2>&1 || fail "pushing the first commit through the router failed" "$root/initial-push.log"
 rm -rf "$work"
@@ -255,7 +259,7 @@ Clone, commit and push through the router, from another terminal:
     GIT_SSH_COMMAND="gitaly-ssh upload-pack" git clone ssh://praefect/demo.git demo
   cd demo && echo hello >hello.txt && git add hello.txt
   git -c user.name=Demo -c user.email=demo@example.com commit -m "Add hello.txt"
-  GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"demo.git"},"glId":"user-1"}' \\
+  GITALY_PAYLOAD='{"repository":{"storageName":"default","relativePath":"demo.git","glRepository":"project-1"},"glId":"user-1"}' \\
     GIT_SSH_COMMAND="gitaly-ssh receive-pack" git push ssh://praefect/demo.git main
 
 Each node keeps its replica under $root/gitaly-N/storage.

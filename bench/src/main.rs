@@ -175,11 +175,8 @@ impl Call {
                 drain(self.commit.list_commits(req).await?).await
             }
             "CreateRepository" => {
-                let req = CreateRepositoryRequest {
-                    repository,
-                    default_branch: self.revision.clone(),
-                    ..Default::default()
-                };
+                let req =
+                    CreateRepositoryRequest { repository, default_branch: self.revision.clone(), ..Default::default() };
                 self.repository.create_repository(req).await.map(|_| ())
             }
             other => Err(tonic::Status::invalid_argument(format!("unsupported --rpc {other:?}"))),
