@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, integration tests against real
-# servers and real git, and wire-compatibility tests.
+# servers, real git and a real PostgreSQL, and wire-compatibility tests.
+#
+#   dev/test.sh                       everything (CI runs this)
+#   dev/test.sh -p cairn-router db    one package, tests whose name has "db"
+#
+# Arguments go to `cargo nextest run` (or `cargo test` without nextest);
+# with arguments, doctests are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source dev/setup.sh
+source dev/lib/pg.sh
 
 # The transport interop test talks to hashicorp/yamux and grpc-go (what
 # GitLab's Go clients use); Debian packages them, so no module download.
@@ -18,10 +25,41 @@ if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/ha
         echo "note: go and the Debian yamux/grpc-go packages are missing; the Go interop test will skip" >&2
     fi
 fi
+# The router's tests keep their metadata in PostgreSQL.
+pg_install_if_missing
+
+# One private PostgreSQL for the whole run; each router test creates its own
+# database on it (router/tests/it/support/pg.rs reads these variables).
+if [ -z "${CAIRN_TEST_PGHOST:-}" ] || [ -z "${CAIRN_TEST_PGPORT:-}" ]; then
+    pg_dir="$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-pg.XXXXXX")"
+    trap 'pg_stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    pg_start "$pg_dir" 5432
+    export CAIRN_TEST_PGHOST="$pg_dir" CAIRN_TEST_PGPORT=5432
+fi
+
+# Without -p/--package, the whole workspace (cargo would ignore -p next to
+# --workspace).
+packages=(--workspace)
+for arg in "$@"; do
+    case "$arg" in
+    -p | -p?* | --package | --package=*) packages=() ;;
+    esac
+done
+# Router tests spawn target/debug/{gitaly,gitaly-ssh,gitaly-hooks,praefect}.
+# Testing the whole workspace builds them (binaries of every package with
+# integration tests); a package selection may not.
+if [ "${#packages[@]}" -eq 0 ]; then
+    cargo build --workspace --bins
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run "${packages[@]}" --no-fail-fast "$@"
     # nextest does not run doctests.
-    cargo test --workspace --doc --quiet
+    if [ "$#" -eq 0 ]; then
+        cargo test --workspace --doc --quiet
+    fi
 else
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test "${packages[@]}" --no-fail-fast "$@"
 fi

@@ -6,14 +6,18 @@
 //! cairn-load --address unix:/tmp/gitaly.socket --rpc RepositoryExists \
 //!     --repository default:demo.git --concurrency 16 --duration 10s --pid 1234
 //! cairn-load --address unix:/tmp/gitaly.socket --rpc FindCommit --inputs commit-ids.txt ...
+//! cairn-load --address tcp://127.0.0.1:2305 --once --rpc CreateRepository --repository default:demo.git
 //! ```
 //!
 //! RPCs: ServerInfo, RepositoryExists, FindCommit (inputs: revisions),
 //! TreeEntry, LastCommitForPath (inputs: paths at `--revision`), GetBlob
 //! (inputs: blob ids), GetTreeEntries (inputs: directories at `--revision`),
-//! FindAllBranches, ListCommits (first page of `--revision`). Inputs are used
-//! round-robin so calls do not all hit the same object. With `--pid`, the
-//! server's CPU time per request is reported from `/proc/<pid>/stat`.
+//! FindAllBranches, ListCommits (first page of `--revision`), and
+//! CreateRepository (default branch `--revision`; with `--once`). Inputs are
+//! used round-robin so calls do not all hit the same object. With `--pid`,
+//! the server's CPU time per request is reported from `/proc/<pid>/stat`.
+//! `--once` makes one call and exits 0 or 1 with the error: a smoke test,
+//! or a way to create a repository from a script.
 
 use anyhow::{Context as _, bail};
 use cairn_node::client::AuthChannel;
@@ -40,7 +44,7 @@ struct Args {
     /// File with one input per line (revisions, paths or blob ids).
     #[arg(long)]
     inputs: Option<std::path::PathBuf>,
-    /// Revision for path-based RPCs and ListCommits.
+    /// Revision for path-based RPCs and ListCommits; default branch for CreateRepository.
     #[arg(long, default_value = "main")]
     revision: String,
     /// Concurrent streams (each an independent loop of calls).
@@ -64,6 +68,9 @@ struct Args {
     /// PID of the server, to report its resident memory (Linux).
     #[arg(long)]
     pid: Option<u32>,
+    /// Make one call, print its outcome and exit (no measurement).
+    #[arg(long)]
+    once: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -167,6 +174,11 @@ impl Call {
                 };
                 drain(self.commit.list_commits(req).await?).await
             }
+            "CreateRepository" => {
+                let req =
+                    CreateRepositoryRequest { repository, default_branch: self.revision.clone(), ..Default::default() };
+                self.repository.create_repository(req).await.map(|_| ())
+            }
             other => Err(tonic::Status::invalid_argument(format!("unsupported --rpc {other:?}"))),
         }
     }
@@ -232,6 +244,10 @@ async fn main() -> anyhow::Result<()> {
     }
     // Fail fast on a misconfigured target rather than measuring errors.
     calls[0].clone().once().await.context("first call")?;
+    if args.once {
+        println!("{} {}: ok", args.rpc, args.repository);
+        return Ok(());
+    }
 
     let idle_rss = args.pid.and_then(rss_kib);
     let mut cpu_start = None;
