@@ -139,19 +139,24 @@ fn shared() -> (String, u16) {
             // the stopper below ends it at exit.
             let server = Box::leak(Box::new(PgServer::start()));
             let pid = server.child.as_ref().map(|c| c.id()).expect("started");
-            stop_at_exit(pid);
+            stop_at_exit(pid, server.dir.path());
             (server.host(), server.port)
         })
         .clone()
 }
 
-/// Ends the process-wide server when the test process exits, even though
-/// statics are never dropped: a watcher process waits for our death.
-fn stop_at_exit(pg_pid: u32) {
+/// Ends the process-wide server and removes its directory when the test
+/// process exits, even though statics are never dropped: a watcher process
+/// waits for our death.
+fn stop_at_exit(pg_pid: u32, dir: &Path) {
     let me = std::process::id();
     let _ = Command::new("sh")
         .arg("-c")
-        .arg(format!("while kill -0 {me} 2>/dev/null; do sleep 0.2; done; kill -INT {pg_pid} 2>/dev/null"))
+        .arg(format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 0.2; done; kill -INT {pg_pid} 2>/dev/null; \
+             while kill -0 {pg_pid} 2>/dev/null; do sleep 0.1; done; rm -rf '{}'",
+            dir.display()
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
