@@ -10,6 +10,7 @@ mod commit;
 pub(crate) mod convert;
 mod diff;
 mod hook;
+mod internal_gitaly;
 mod pump;
 mod receive;
 mod refs;
@@ -65,7 +66,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
         .add_service(diff_service_server::DiffServiceServer::new(diff::DiffService::new(deps)))
         .add_service(hook_service_server::HookServiceServer::new(hook::HookService::new(deps)))
-        .add_service(internal_gitaly_server::InternalGitalyServer::new(u))
+        .add_service(internal_gitaly_server::InternalGitalyServer::new(internal_gitaly::InternalGitaly::new(deps)))
         .add_service(object_pool_service_server::ObjectPoolServiceServer::new(u))
         .add_service(operation_service_server::OperationServiceServer::new(u))
         .add_service(partition_service_server::PartitionServiceServer::new(u))

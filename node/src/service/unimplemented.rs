@@ -13,7 +13,6 @@ impl cleanup_service_server::CleanupService for Unimplemented {}
 impl raft_service_server::RaftService for Unimplemented {}
 impl conflicts_service_server::ConflictsService for Unimplemented {}
 impl hook_service_server::HookService for Unimplemented {}
-impl internal_gitaly_server::InternalGitaly for Unimplemented {}
 impl object_pool_service_server::ObjectPoolService for Unimplemented {}
 impl operation_service_server::OperationService for Unimplemented {}
 impl partition_service_server::PartitionService for Unimplemented {}

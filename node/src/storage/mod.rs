@@ -8,6 +8,7 @@
 //! request strings onto storage paths.
 
 pub mod metadata;
+pub mod walk;
 
 use crate::config;
 use crate::error::{Error, Result};
@@ -18,6 +19,10 @@ use std::path::{Component, Path, PathBuf};
 /// Private per-storage directory (temporary files, caches). `+` cannot appear
 /// in GitLab project paths, so it never collides with a repository.
 pub const PRIVATE_DIR: &str = "+gitaly";
+
+/// What a directory must contain to count as a git directory (upstream's
+/// `storage.ValidateGitDirectory`).
+const GIT_DIR_ENTRIES: [&str; 3] = ["objects", "refs", "HEAD"];
 
 /// Longest relative path accepted (Linux PATH_MAX leaves room for the root).
 const MAX_RELATIVE_PATH: usize = 3072;
@@ -290,7 +295,7 @@ fn validate_git_dir(repo: &RepoPath) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(Error::internal("stat repository", e)),
     }
-    for entry in ["objects", "refs", "HEAD"] {
+    for entry in GIT_DIR_ENTRIES {
         if std::fs::symlink_metadata(repo.path.join(entry)).is_err() {
             return Err(Error::failed_precondition(format!("repository not valid: {entry:?} does not exist"))
                 .with_metadata("repository_path", repo.path.display().to_string()));

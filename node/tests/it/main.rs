@@ -23,4 +23,5 @@ mod repository_reads;
 mod repository_service;
 mod server_service;
 mod unimplemented;
+mod walk_repos;
 mod wire;
