@@ -44,7 +44,10 @@ pub async fn praefect_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &st
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("start praefect");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or("").as_bytes()).await.expect("write stdin");
+    // A command that exits without reading its input closes the pipe first.
+    if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()).await {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(input);
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await

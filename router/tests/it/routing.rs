@@ -106,3 +106,36 @@ async fn unknown_repositories_and_storages_get_clear_errors() {
         .expect_err("remove unknown");
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_scoped_calls_go_to_a_healthy_node_with_the_storage_rewritten() {
+    use cairn_proto::gitaly::internal_gitaly_client::InternalGitalyClient;
+    use futures::StreamExt as _;
+    let (test_db, db) = migrated_db().await;
+    let nodes = three_nodes();
+    let router = Router::start(&test_db, &nodes.iter().collect::<Vec<_>>(), "").await;
+    RepositoryServiceClient::new(router.channel().await)
+        .create_repository(CreateRepositoryRequest { repository: Some(repo("walked.git")), ..Default::default() })
+        .await
+        .expect("create");
+    let state = db.repository(VS, "walked.git").await.expect("db").expect("recorded");
+    // Wait until every node holds a replica, whichever node answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !nodes.iter().all(|n| n.path_of(&state.replica_path).join("HEAD").exists()) {
+        assert!(std::time::Instant::now() < deadline, "replicas were not created");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut internal = InternalGitalyClient::new(router.channel().await);
+    let mut stream = internal
+        .walk_repos(WalkReposRequest { storage_name: VS.into() })
+        .await
+        .expect("walk through the router")
+        .into_inner();
+    let mut paths = Vec::new();
+    while let Some(item) = stream.next().await {
+        paths.push(item.expect("item").relative_path);
+    }
+    assert_eq!(paths, vec![state.replica_path.clone()]);
+    let err = internal.walk_repos(WalkReposRequest { storage_name: "nope".into() }).await.expect_err("unknown");
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
