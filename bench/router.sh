@@ -14,10 +14,13 @@ source dev/lib/pg.sh
 pushes="${PUSHES:-20}"
 cargo build --release --quiet -p cairn-router
 pg_install_if_missing
-pg_start "$work/pg" 55432
-bench_pids_pg="$work/pg"
-trap 'pg_stop "$bench_pids_pg" || true; bench_cleanup' EXIT
-"$(pg_bindir)/psql" -q -h "$work/pg" -p 55432 -U postgres -c "CREATE DATABASE praefect" postgres
+# PostgreSQL runs as nobody when we are root, so its directory must be
+# reachable: not under the private scratch directory.
+pgdir="$(mktemp -d /tmp/cairn-bench-pg.XXXXXX)"
+chmod 755 "$pgdir"
+trap 'pg_stop "$pgdir" || true; rm -rf "$pgdir"; bench_cleanup' EXIT
+pg_start "$pgdir" 55432
+"$(pg_bindir)/psql" -q -h "$pgdir" -p 55432 -U postgres -c "CREATE DATABASE praefect" postgres
 
 # Three nodes with one storage each.
 for n in 1 2 3; do
@@ -42,7 +45,7 @@ socket_path = "$work/praefect.socket"
 [logging]
 level = "warn"
 [database]
-host = "$work/pg"
+host = "$pgdir"
 port = 55432
 user = "postgres"
 dbname = "praefect"
@@ -81,8 +84,8 @@ for _ in $(seq 600); do
 done
 converged=$(date +%s.%N)
 echo "push of $(git -C "$work/src.git" rev-list --count --all) commits / $(git -C "$work/src.git" for-each-ref | wc -l) refs through the router: $(awk -v a="$start" -v b="$pushed" 'BEGIN{printf "%.2f", b-a}') s; all three replicas up to date $(awk -v a="$pushed" -v b="$converged" 'BEGIN{printf "%.2f", b-a}') s later"
-replica_path=$(metadata | awk -F': ' '/Replica Path/ {print $2}')
-primary=$(metadata | awk -F': ' '/^Primary/ {print $2}')
+replica_path=$(metadata | awk -F': ' '/^Replica Path/ {print $2}' | tr -d '"')
+primary=$(metadata | awk -F': ' '/^Primary/ {print $2}' | tr -d '"')
 
 git -C "$work/src.git" rev-list --max-count=5000 main > "$work/commits"
 node_pid() { pgrep -f "gitaly serve $work/$1.toml" | head -1; }
@@ -100,6 +103,7 @@ load --address "unix:$work/$primary.socket" --repository "$primary:$replica_path
 # on one node directly (outside the cluster's records).
 cp -r "$work/storage-$primary/$replica_path" "$work/storage-$primary/direct.git"
 git clone --quiet --bare "$work/src.git" "$work/client.git"
+export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
 push_series() { # LABEL ADDRESS PAYLOAD TOKEN
     local label="$1" address="$2" payload="$3" token="$4" times=()
     for i in $(seq "$pushes"); do
