@@ -237,36 +237,52 @@ impl Shared {
         let outdated: Vec<String> =
             state.assigned(&storages).into_iter().filter(|s| *s != primary).map(str::to_owned).collect();
         let cid = call.correlation_id();
-        let primary_for_errors = primary.clone();
-        let forwarded = async {
-            let message = self.rewritten(&call, &repo, &state, &primary).await?;
-            let node = self.node(&vs, &primary)?;
-            self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await
-        }
-        .await;
         let shared = self.clone();
+        let source = primary.clone();
         let settle = move |code: Option<tonic::Code>| async move {
             let outcome = match code {
                 Some(code) if changed_nothing(code) => Outcome::Unchanged,
-                _ => Outcome::Changed { updated: vec![primary.clone()], outdated, source: primary },
+                _ => Outcome::Changed { updated: vec![source.clone()], outdated, source },
             };
             if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
                 // The intent stays; the next recovery pass settles it.
                 tracing::error!(error = %e, correlation_id = %cid, "could not record a write's outcome");
             }
         };
+        self.forward_settled(&call, rest, &repo, &state, &primary, settle).await
+    }
+
+    /// Forwards a write to `storage` and calls `settle` with its final code
+    /// once the answer ends (before the client sees it). A call that never
+    /// reached the node settles as having changed nothing, and an
+    /// unreachable node is taken out of routing until its next check.
+    async fn forward_settled<F, Fut>(
+        &self,
+        call: &Call,
+        rest: Body,
+        repo: &Repository,
+        state: &RepoState,
+        storage: &str,
+        settle: F,
+    ) -> Result<http::Response<Body>, Status>
+    where
+        F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let vs = repo.storage_name.as_str();
+        let forwarded = async {
+            let message = self.rewritten(call, repo, state, storage).await?;
+            let node = self.node(vs, storage)?;
+            self.forward(node, &call.parts, &message, call.first.leftover.clone(), Some(rest)).await
+        }
+        .await;
         match forwarded {
             Ok(response) => Ok(settle_on_finish(response, settle).await),
             Err(status) => {
-                // Not delivered to the node (unreachable): nothing changed.
-                // Stop routing to it until the next health check says otherwise.
-                let code = if status.code() == tonic::Code::Unavailable {
-                    self.health.set_local(&vs, &primary_for_errors, false);
-                    tonic::Code::InvalidArgument
-                } else {
-                    status.code()
-                };
-                settle(Some(code)).await;
+                if status.code() == tonic::Code::Unavailable {
+                    self.health.set_local(vs, storage, false);
+                }
+                settle(Some(tonic::Code::InvalidArgument)).await;
                 Err(status)
             }
         }
@@ -337,37 +353,26 @@ impl Shared {
         };
         let outdated: Vec<String> =
             state.assigned(&storages).into_iter().filter(|s| **s != primary).map(str::to_owned).collect();
-        let forwarded = async {
-            let message = self.rewritten(&call, &repo, &state, &primary).await?;
-            let node = self.node(&vs, &primary)?;
-            self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await
-        }
-        .await;
         let shared = self.clone();
         let replica_path = state.replica_path.clone();
+        let source = primary.clone();
         let settle = move |code: Option<tonic::Code>| async move {
             let created = match code {
                 Some(tonic::Code::Ok) => true,
                 Some(code) if changed_nothing(code) => false,
                 // Failed half-way: what is on the primary's disk decides.
-                _ => shared.replica_exists(&vs, &primary, &replica_path).await.unwrap_or(false),
+                _ => shared.replica_exists(&vs, &source, &replica_path).await.unwrap_or(false),
             };
             let outcome = if created {
-                Outcome::Created { created: vec![primary.clone()], outdated, source: primary }
+                Outcome::Created { created: vec![source.clone()], outdated, source }
             } else {
-                Outcome::Created { created: vec![], outdated: vec![], source: primary }
+                Outcome::Created { created: vec![], outdated: vec![], source }
             };
             if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
                 tracing::error!(error = %e, correlation_id = %cid, "could not record a creation's outcome");
             }
         };
-        match forwarded {
-            Ok(response) => Ok(settle_on_finish(response, settle).await),
-            Err(status) => {
-                settle(Some(tonic::Code::InvalidArgument)).await;
-                Err(status)
-            }
-        }
+        self.forward_settled(&call, rest, &repo, &state, &primary, settle).await
     }
 
     /// Asks `storage`'s node whether the replica exists on disk.
