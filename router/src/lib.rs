@@ -18,4 +18,5 @@ pub mod reconcile;
 pub mod replication;
 pub mod server;
 pub mod service;
+pub mod transactions;
 pub mod verifier;

@@ -1,0 +1,414 @@
+//! Reference-transaction voting (groundwork for strong consistency).
+//!
+//! A transactional write is sent to the primary and the healthy up-to-date
+//! secondaries at once; each node's reference-transaction hook votes on the
+//! hash of its reference updates. A transaction is a sequence of
+//! subtransactions (git votes in the prepared and committed phases, and a
+//! write may update references more than once); every voter goes through
+//! the same sequence. A subtransaction commits the hash that reaches the
+//! threshold: the primary always counts, plus a majority of secondaries.
+//! Voters that voted for another hash fail, and a voter that failed,
+//! stopped or was cancelled takes part in no later subtransaction.
+//!
+//! Each transaction carries the repository's term at registration, so the
+//! write can be fenced when the primary changed in the meantime.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// A vote: the SHA-1 of the reference updates a node is about to make.
+pub type Hash = [u8; 20];
+
+/// Where one voter stands in one subtransaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not decided yet (voted or not).
+    Undecided,
+    /// Voted with the winning side: go ahead.
+    Committed,
+    /// Voted for a losing hash, or the threshold became unreachable.
+    Failed,
+    /// The node's call ended before the subtransaction was decided.
+    Canceled,
+    /// The primary stopped the transaction (a hook refused the write).
+    Stopped,
+}
+
+/// Why a vote could not be counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    #[error("transaction {0} not found")]
+    NotFound(u64),
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+    #[error("node {node:?} is not a voter of transaction {id}")]
+    UnknownVoter { id: u64, node: String },
+    #[error("node {node:?} cannot vote again: it {outcome:?} an earlier vote of transaction {id}")]
+    Finished { id: u64, node: String, outcome: Outcome },
+}
+
+/// A voter and its weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub node: String,
+    pub weight: u32,
+}
+
+/// Upstream's voting rule for a primary and `secondaries` secondaries: the
+/// primary weighs `n + 1` and each secondary 1; the threshold is the
+/// primary alone for n <= 1, else the primary plus ceil(n / 2) secondaries.
+/// With one secondary, its vote cannot block the primary: it is repaired by
+/// replication when it disagrees.
+pub fn voters(primary: &str, secondaries: &[String]) -> (Vec<Voter>, u32) {
+    let n = u32::try_from(secondaries.len()).expect("fewer than 2^32 secondaries");
+    let mut voters = vec![Voter { node: primary.to_owned(), weight: n + 1 }];
+    voters.extend(secondaries.iter().map(|s| Voter { node: s.clone(), weight: 1 }));
+    let threshold = if n <= 1 { n + 1 } else { n + 1 + n.div_ceil(2) };
+    (voters, threshold)
+}
+
+#[derive(Debug)]
+struct Subtransaction {
+    votes: HashMap<String, Hash>,
+    outcomes: HashMap<String, Outcome>,
+    /// The hash that reached the threshold.
+    winner: Option<Hash>,
+}
+
+#[derive(Debug)]
+struct State {
+    voters: Vec<Voter>,
+    threshold: u32,
+    subtransactions: Vec<Subtransaction>,
+    stopped: bool,
+}
+
+impl State {
+    fn weight(&self, node: &str) -> u32 {
+        self.voters.iter().find(|v| v.node == node).map_or(0, |v| v.weight)
+    }
+
+    /// Decides `index` if a hash reached the threshold or none can.
+    fn tally(&mut self, index: usize) {
+        let total: u32 = self.voters.iter().map(|v| v.weight).sum();
+        let threshold = self.threshold;
+        let weights: HashMap<String, u32> = self.voters.iter().map(|v| (v.node.clone(), v.weight)).collect();
+        // Voters out of the transaction: they failed or were cancelled in
+        // some subtransaction and will not vote again.
+        let out: std::collections::HashSet<String> = self
+            .subtransactions
+            .iter()
+            .flat_map(|s| s.outcomes.iter())
+            .filter(|(_, o)| matches!(o, Outcome::Failed | Outcome::Canceled))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let sub = &mut self.subtransactions[index];
+        let mut by_hash: HashMap<Hash, u32> = HashMap::new();
+        for (node, hash) in &sub.votes {
+            if sub.outcomes.get(node) != Some(&Outcome::Canceled) {
+                *by_hash.entry(*hash).or_default() += weights[node];
+            }
+        }
+        if sub.winner.is_none() {
+            sub.winner = by_hash.iter().find(|(_, w)| **w >= threshold).map(|(h, _)| *h);
+        }
+        let unreachable = sub.winner.is_none() && {
+            // Weight still able to join: voters that have not voted and are
+            // not out of the race.
+            let open: u32 =
+                weights.iter().filter(|(n, _)| !sub.votes.contains_key(*n) && !out.contains(*n)).map(|(_, w)| *w).sum();
+            by_hash.values().all(|w| w + open < threshold) && total > 0
+        };
+        for (node, hash) in &sub.votes {
+            let outcome = sub.outcomes.entry(node.clone()).or_insert(Outcome::Undecided);
+            if *outcome != Outcome::Undecided {
+                continue;
+            }
+            match sub.winner {
+                Some(w) if w == *hash => *outcome = Outcome::Committed,
+                Some(_) => *outcome = Outcome::Failed,
+                None if unreachable => *outcome = Outcome::Failed,
+                None => {}
+            }
+        }
+    }
+}
+
+/// One registered transaction.
+#[derive(Debug)]
+struct Entry {
+    term: i64,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+/// What a transaction looked like when it ended, for bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub term: i64,
+    pub subtransactions: usize,
+    /// Each voter's outcome in the last subtransaction (`None`: did not vote in it).
+    pub last: HashMap<String, Option<Outcome>>,
+}
+
+/// The last id handed out and the live transactions.
+#[derive(Debug, Default)]
+struct Registry {
+    last_id: u64,
+    live: HashMap<u64, Arc<Entry>>,
+}
+
+/// Transactions of this router, by id.
+#[derive(Debug, Default, Clone)]
+pub struct Manager {
+    inner: Arc<Mutex<Registry>>,
+}
+
+impl Manager {
+    /// Registers a transaction; returns its id.
+    pub fn register(&self, voters: Vec<Voter>, threshold: u32, term: i64) -> Result<u64, TransactionError> {
+        let total: u32 = voters.iter().map(|v| v.weight).sum();
+        if voters.is_empty() {
+            return Err(TransactionError::Invalid("no voters".into()));
+        }
+        let mut names: Vec<&str> = voters.iter().map(|v| v.node.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(TransactionError::Invalid("duplicate voter".into()));
+        }
+        if threshold > total || threshold * 2 <= total {
+            // Above the total it can never commit; at half or below, two
+            // different hashes could both win.
+            return Err(TransactionError::Invalid(format!("threshold {threshold} for total weight {total}")));
+        }
+        let entry = Arc::new(Entry {
+            term,
+            state: Mutex::new(State { voters, threshold, subtransactions: Vec::new(), stopped: false }),
+            changed: Notify::new(),
+        });
+        let mut inner = self.inner.lock().expect("transaction lock is never poisoned");
+        inner.last_id += 1;
+        let id = inner.last_id;
+        inner.live.insert(id, entry);
+        Ok(id)
+    }
+
+    fn entry(&self, id: u64) -> Result<Arc<Entry>, TransactionError> {
+        let inner = self.inner.lock().expect("transaction lock is never poisoned");
+        inner.live.get(&id).cloned().ok_or(TransactionError::NotFound(id))
+    }
+
+    /// The term the transaction was registered under.
+    pub fn term(&self, id: u64) -> Result<i64, TransactionError> {
+        Ok(self.entry(id)?.term)
+    }
+
+    /// Casts `node`'s vote in its next subtransaction and waits until that
+    /// subtransaction is decided for it.
+    pub async fn vote(&self, id: u64, node: &str, hash: Hash) -> Result<Outcome, TransactionError> {
+        let entry = self.entry(id)?;
+        let index = {
+            let mut state = entry.state.lock().expect("transaction lock is never poisoned");
+            if state.weight(node) == 0 {
+                return Err(TransactionError::UnknownVoter { id, node: node.to_owned() });
+            }
+            if state.stopped {
+                return Ok(Outcome::Stopped);
+            }
+            // Its first subtransaction without its vote; earlier ones must
+            // all have committed for it.
+            let mut index = state.subtransactions.len();
+            for (i, sub) in state.subtransactions.iter().enumerate() {
+                if !sub.votes.contains_key(node) {
+                    index = i;
+                    break;
+                }
+                match sub.outcomes.get(node).copied().unwrap_or(Outcome::Undecided) {
+                    Outcome::Committed => {}
+                    outcome => return Err(TransactionError::Finished { id, node: node.to_owned(), outcome }),
+                }
+            }
+            if index == state.subtransactions.len() {
+                state.subtransactions.push(Subtransaction {
+                    votes: HashMap::new(),
+                    outcomes: HashMap::new(),
+                    winner: None,
+                });
+            }
+            state.subtransactions[index].votes.insert(node.to_owned(), hash);
+            state.tally(index);
+            index
+        };
+        entry.changed.notify_waiters();
+        loop {
+            let notified = entry.changed.notified();
+            {
+                let state = entry.state.lock().expect("transaction lock is never poisoned");
+                if state.stopped {
+                    return Ok(Outcome::Stopped);
+                }
+                match state.subtransactions[index].outcomes.get(node).copied().unwrap_or(Outcome::Undecided) {
+                    Outcome::Undecided => {}
+                    outcome => return Ok(outcome),
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops the transaction: waiting and later voters get `Stopped`.
+    pub fn stop(&self, id: u64) -> Result<(), TransactionError> {
+        let entry = self.entry(id)?;
+        entry.state.lock().expect("transaction lock is never poisoned").stopped = true;
+        entry.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// A voter's call ended: its undecided votes are cancelled, which may
+    /// make a threshold unreachable and so decide the others.
+    pub fn cancel_voter(&self, id: u64, node: &str) -> Result<(), TransactionError> {
+        let entry = self.entry(id)?;
+        {
+            let mut state = entry.state.lock().expect("transaction lock is never poisoned");
+            for i in 0..state.subtransactions.len() {
+                let sub = &mut state.subtransactions[i];
+                let outcome = sub.outcomes.entry(node.to_owned()).or_insert(Outcome::Undecided);
+                if *outcome == Outcome::Undecided {
+                    *outcome = Outcome::Canceled;
+                }
+                state.tally(i);
+            }
+        }
+        entry.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Removes the transaction and reports how it ended.
+    pub fn finish(&self, id: u64) -> Result<Summary, TransactionError> {
+        let entry = {
+            let mut inner = self.inner.lock().expect("transaction lock is never poisoned");
+            inner.live.remove(&id).ok_or(TransactionError::NotFound(id))?
+        };
+        let mut state = entry.state.lock().expect("transaction lock is never poisoned");
+        for sub in &mut state.subtransactions {
+            for outcome in sub.outcomes.values_mut() {
+                if *outcome == Outcome::Undecided {
+                    *outcome = Outcome::Canceled;
+                }
+            }
+        }
+        let last = state.subtransactions.last();
+        let summary = Summary {
+            term: entry.term,
+            subtransactions: state.subtransactions.len(),
+            last: state
+                .voters
+                .iter()
+                .map(|v| (v.node.clone(), last.and_then(|s| s.outcomes.get(&v.node).copied())))
+                .collect(),
+        };
+        drop(state);
+        entry.changed.notify_waiters();
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn voting_rule_needs_the_primary_and_a_majority_of_secondaries() {
+        assert_eq!(voters("p", &[]).1, 1);
+        let (v, t) = voters("p", &names(&["a"]));
+        assert_eq!((v[0].weight, t), (2, 2), "one secondary cannot block the primary");
+        let (v, t) = voters("p", &names(&["a", "b"]));
+        assert_eq!((v[0].weight, t), (3, 4), "primary + 1 of 2");
+        let (v, t) = voters("p", &names(&["a", "b", "c", "d"]));
+        assert_eq!((v[0].weight, t), (5, 7), "primary + 2 of 4");
+    }
+
+    #[test]
+    fn registration_rejects_unsafe_thresholds() {
+        let m = Manager::default();
+        let (v, _) = voters("p", &names(&["a", "b"]));
+        assert!(m.register(vec![], 1, 1).is_err());
+        assert!(m.register(v.clone(), 6, 1).is_err(), "above the total weight");
+        assert!(m.register(v.clone(), 2, 1).is_err(), "half of the total weight: two winners possible");
+        let dup = vec![Voter { node: "p".into(), weight: 1 }, Voter { node: "p".into(), weight: 1 }];
+        assert!(m.register(dup, 2, 1).is_err());
+    }
+
+    #[tokio::test]
+    async fn agreeing_voters_commit_and_a_dissenter_fails() {
+        let m = Manager::default();
+        let (v, t) = voters("p", &names(&["a", "b"]));
+        let id = m.register(v, t, 7).expect("register");
+        assert_eq!(m.term(id).expect("term"), 7);
+        let (h1, h2) = ([1u8; 20], [2u8; 20]);
+        let (p, a, b) = tokio::join!(m.vote(id, "p", h1), m.vote(id, "a", h1), async {
+            tokio::task::yield_now().await;
+            m.vote(id, "b", h2).await
+        });
+        assert_eq!(p.expect("p"), Outcome::Committed);
+        assert_eq!(a.expect("a"), Outcome::Committed);
+        assert_eq!(b.expect("b"), Outcome::Failed);
+        // The dissenter is out of the transaction; the others go on.
+        assert!(matches!(m.vote(id, "b", h1).await, Err(TransactionError::Finished { .. })));
+        let (p, a) = tokio::join!(m.vote(id, "p", h2), m.vote(id, "a", h2));
+        assert_eq!((p.expect("p"), a.expect("a")), (Outcome::Committed, Outcome::Committed));
+        let summary = m.finish(id).expect("finish");
+        assert_eq!(summary.subtransactions, 2);
+        assert_eq!(summary.last["p"], Some(Outcome::Committed));
+        assert_eq!(summary.last["b"], None);
+        assert!(matches!(m.vote(id, "p", h1).await, Err(TransactionError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn the_primary_alone_cannot_commit_with_two_secondaries() {
+        let m = Manager::default();
+        let (v, t) = voters("p", &names(&["a", "b"]));
+        let id = m.register(v, t, 1).expect("register");
+        let waiting = {
+            let m = m.clone();
+            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the primary waits for a secondary");
+        // Both secondaries disagree: the threshold is unreachable, all fail.
+        let (a, b) = tokio::join!(m.vote(id, "a", [2; 20]), m.vote(id, "b", [3; 20]));
+        assert_eq!(a.expect("a"), Outcome::Failed);
+        assert_eq!(b.expect("b"), Outcome::Failed);
+        assert_eq!(waiting.await.expect("join").expect("p"), Outcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_secondary_unblocks_the_others_and_stop_releases_waiters() {
+        let m = Manager::default();
+        let (v, t) = voters("p", &names(&["a", "b"]));
+        let id = m.register(v, t, 1).expect("register");
+        let p = {
+            let m = m.clone();
+            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
+        };
+        tokio::task::yield_now().await;
+        m.cancel_voter(id, "a").expect("cancel");
+        assert_eq!(m.vote(id, "b", [1; 20]).await.expect("b"), Outcome::Committed);
+        assert_eq!(p.await.expect("join").expect("p"), Outcome::Committed);
+
+        let id = m.register(voters("p", &names(&["a", "b"])).0, 4, 1).expect("register");
+        let waiting = {
+            let m = m.clone();
+            tokio::spawn(async move { m.vote(id, "a", [1; 20]).await })
+        };
+        tokio::task::yield_now().await;
+        m.stop(id).expect("stop");
+        assert_eq!(waiting.await.expect("join").expect("a"), Outcome::Stopped);
+        assert_eq!(m.vote(id, "b", [1; 20]).await.expect("b"), Outcome::Stopped);
+    }
+}
