@@ -73,19 +73,11 @@ fi
 pids=() # router first, then the nodes: the order to stop them in
 stopped=""
 
-# True while the process exists and is not a zombie.
-alive() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    [ "${stat%% *}" != Z ]
-}
-
 # SIGTERM, then SIGKILL after 10 s; reaps the child.
 stop_pid() {
     local pid="$1" tries=0
     kill -TERM "$pid" 2>/dev/null || true
-    while alive "$pid"; do
+    while pid_alive "$pid"; do
         if [ "$tries" -eq 100 ]; then
             echo "pid $pid did not stop in 10s; killing it" >&2
             kill -KILL "$pid" 2>/dev/null || true
@@ -127,7 +119,7 @@ fail() {
 wait_for_port() {
     local port="$1" pid="$2" log="$3" tries=0
     until (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        alive "$pid" || fail "$(basename "$log" .log) exited" "$log"
+        pid_alive "$pid" || fail "$(basename "$log" .log) exited" "$log"
         [ "$tries" -lt 600 ] || fail "$(basename "$log" .log) is not listening on $port after 60s" "$log"
         tries=$((tries + 1))
         sleep 0.1
@@ -217,7 +209,7 @@ wait_for_port "$router_port" "$router_pid" "$root/praefect.log"
 tries=0
 until "$bin/cairn-load" --address "tcp://127.0.0.1:$router_port" --token "$router_token" --once \
     --rpc CreateRepository --repository default:demo.git >"$root/create-repository.log" 2>&1; do
-    alive "$router_pid" || fail "praefect exited" "$root/praefect.log"
+    pid_alive "$router_pid" || fail "praefect exited" "$root/praefect.log"
     [ "$tries" -lt 60 ] || fail "could not create demo.git through the router" "$root/create-repository.log"
     tries=$((tries + 1))
     sleep 0.5

@@ -106,8 +106,9 @@ pg_start() {
     done
 }
 
-# True while the process exists and is not a zombie.
-_pg_alive() {
+# pid_alive PID: true while the process exists and is not a zombie (also
+# used by dev/cluster.sh for its own processes).
+pid_alive() {
     local stat
     stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
     stat="${stat##*) }"
@@ -122,7 +123,7 @@ pg_stop() {
     [ -n "$pid" ] || return 0
     kill -INT "$pid" 2>/dev/null || true
     local tries=0
-    while _pg_alive "$pid"; do
+    while pid_alive "$pid"; do
         if [ "$tries" -ge 300 ]; then
             echo "postgres (pid $pid) did not stop; killing it" >&2
             kill -KILL "$pid" 2>/dev/null || true
