@@ -111,6 +111,11 @@ pub struct RouterMetrics {
     /// (its `gitaly_praefect_node_last_healthcheck_up` belongs to the legacy
     /// electors), so operators had nothing to alert on per node.
     pub node_healthy: Family<StorageLabels, Gauge>,
+    /// Transactional writes that voted (`gitaly_praefect_transactions_total`).
+    pub transactions: Counter,
+    /// Cairn's own: voters of those writes that ended without the write
+    /// (outvoted, failed, too slow) and were queued for repair.
+    pub transaction_voters_outdated: Counter,
 }
 
 impl RouterMetrics {
@@ -128,6 +133,8 @@ impl RouterMetrics {
             replication_latency: Family::new_with_constructor(buckets),
             replication_jobs: Family::default(),
             node_healthy: Family::default(),
+            transactions: Counter::default(),
+            transaction_voters_outdated: Counter::default(),
         };
         registry.register(
             "gitaly_praefect_read_distribution",
@@ -159,7 +166,23 @@ impl RouterMetrics {
             "Whether this router's last health check of the node succeeded (1) or not (0)",
             m.node_healthy.clone(),
         );
+        registry.register(
+            "gitaly_praefect_transactions",
+            "Number of transactional writes the router counted votes for",
+            m.transactions.clone(),
+        );
+        registry.register(
+            "gitaly_praefect_transaction_voters_outdated",
+            "Voters of transactional writes that ended without the write and were queued for replication",
+            m.transaction_voters_outdated.clone(),
+        );
         m
+    }
+
+    /// Counts a finished transaction: `voters` took part, `updated` hold it.
+    pub fn count_transaction(&self, updated: usize, voters: usize) {
+        self.transactions.inc();
+        self.transaction_voters_outdated.inc_by(voters.saturating_sub(updated) as u64);
     }
 
     /// Metrics registered nowhere, for tests and tools.

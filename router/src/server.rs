@@ -57,7 +57,8 @@ pub async fn run_with(
     db.ping().await?;
     migrate::ensure_current(&db).await?;
     let router_name = config.router_name();
-    let nodes = Nodes::new(&config, None);
+    let transactions = crate::transactions::Manager::default();
+    let nodes = Nodes::new(&config, Some(crate::service::backchannel_routes(&db, &transactions)));
     let health = HealthView::default();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -91,11 +92,12 @@ pub async fn run_with(
         health: health.clone(),
         router_name: router_name.clone(),
         metrics: router_metrics,
+        transactions: transactions.clone(),
     });
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     tokio::spawn(readiness(reporter, health.clone(), config.clone(), stop_rx.clone()));
-    let routes = crate::service::routes(&db, &nodes, &health, &config).add_service(health_service);
+    let routes = crate::service::routes(&db, &nodes, &health, &config, &transactions).add_service(health_service);
     let fallback =
         tower::ServiceExt::map_request(proxy, |r: http::Request<axum::body::Body>| r.map(tonic::body::Body::new));
     let routes = tonic::service::Routes::from(routes.into_axum_router().fallback_service(fallback));

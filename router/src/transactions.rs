@@ -68,12 +68,19 @@ pub fn voters(primary: &str, secondaries: &[String]) -> (Vec<Voter>, u32) {
     (voters, threshold)
 }
 
-#[derive(Debug)]
-struct Subtransaction {
-    votes: HashMap<String, Hash>,
-    outcomes: HashMap<String, Outcome>,
+/// One round of votes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subtransaction {
+    pub votes: HashMap<String, Hash>,
+    pub outcomes: HashMap<String, Outcome>,
     /// The hash that reached the threshold.
-    winner: Option<Hash>,
+    pub winner: Option<Hash>,
+}
+
+impl Subtransaction {
+    fn outcome(&self, node: &str) -> Option<Outcome> {
+        self.outcomes.get(node).copied()
+    }
 }
 
 #[derive(Debug)]
@@ -135,10 +142,19 @@ impl State {
     }
 }
 
+/// What a transaction is about: the write's repository and the primary
+/// with the term it held when the write started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub repository_id: i64,
+    pub primary: String,
+    pub term: i64,
+}
+
 /// One registered transaction.
 #[derive(Debug)]
 struct Entry {
-    term: i64,
+    registration: Registration,
     state: Mutex<State>,
     changed: Notify,
 }
@@ -147,9 +163,14 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub term: i64,
-    pub subtransactions: usize,
-    /// Each voter's outcome in the last subtransaction (`None`: did not vote in it).
-    pub last: HashMap<String, Option<Outcome>>,
+    pub subtransactions: Vec<Subtransaction>,
+}
+
+impl Summary {
+    /// `node`'s outcome in the last subtransaction (`None`: no vote in it).
+    pub fn last_outcome(&self, node: &str) -> Option<Outcome> {
+        self.subtransactions.last().and_then(|s| s.outcome(node))
+    }
 }
 
 /// The last id handed out and the live transactions.
@@ -167,7 +188,12 @@ pub struct Manager {
 
 impl Manager {
     /// Registers a transaction; returns its id.
-    pub fn register(&self, voters: Vec<Voter>, threshold: u32, term: i64) -> Result<u64, TransactionError> {
+    pub fn register(
+        &self,
+        voters: Vec<Voter>,
+        threshold: u32,
+        registration: Registration,
+    ) -> Result<u64, TransactionError> {
         let total: u32 = voters.iter().map(|v| v.weight).sum();
         if voters.is_empty() {
             return Err(TransactionError::Invalid("no voters".into()));
@@ -183,7 +209,7 @@ impl Manager {
             return Err(TransactionError::Invalid(format!("threshold {threshold} for total weight {total}")));
         }
         let entry = Arc::new(Entry {
-            term,
+            registration,
             state: Mutex::new(State { voters, threshold, subtransactions: Vec::new(), stopped: false }),
             changed: Notify::new(),
         });
@@ -199,9 +225,36 @@ impl Manager {
         inner.live.get(&id).cloned().ok_or(TransactionError::NotFound(id))
     }
 
-    /// The term the transaction was registered under.
-    pub fn term(&self, id: u64) -> Result<i64, TransactionError> {
-        Ok(self.entry(id)?.term)
+    /// What the transaction was registered for.
+    pub fn registration(&self, id: u64) -> Result<Registration, TransactionError> {
+        Ok(self.entry(id)?.registration.clone())
+    }
+
+    /// Voters that have not voted in the undecided last subtransaction are
+    /// cancelled (they take too long: a paused or cut-off node), so the
+    /// others learn the outcome. Returns the cancelled voters.
+    pub fn cancel_absent(&self, id: u64) -> Result<Vec<String>, TransactionError> {
+        let entry = self.entry(id)?;
+        let cancelled = {
+            let mut state = entry.state.lock().expect("transaction lock is never poisoned");
+            let names: Vec<String> = state.voters.iter().map(|v| v.node.clone()).collect();
+            let Some(index) = state.subtransactions.len().checked_sub(1) else { return Ok(Vec::new()) };
+            let sub = &mut state.subtransactions[index];
+            if sub.winner.is_some() {
+                return Ok(Vec::new());
+            }
+            let mut cancelled = Vec::new();
+            for node in names {
+                if !sub.votes.contains_key(&node) && !sub.outcomes.contains_key(&node) {
+                    sub.outcomes.insert(node.clone(), Outcome::Canceled);
+                    cancelled.push(node);
+                }
+            }
+            state.tally(index);
+            cancelled
+        };
+        entry.changed.notify_waiters();
+        Ok(cancelled)
     }
 
     /// Casts `node`'s vote in its next subtransaction and waits until that
@@ -298,19 +351,92 @@ impl Manager {
                 }
             }
         }
-        let last = state.subtransactions.last();
-        let summary = Summary {
-            term: entry.term,
-            subtransactions: state.subtransactions.len(),
-            last: state
-                .voters
-                .iter()
-                .map(|v| (v.node.clone(), last.and_then(|s| s.outcomes.get(&v.node).copied())))
-                .collect(),
-        };
+        let summary = Summary { term: entry.registration.term, subtransactions: state.subtransactions.clone() };
         drop(state);
         entry.changed.notify_waiters();
         Ok(summary)
+    }
+}
+
+/// How a node's call ended, as the router saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// The node answered with this status.
+    Finished(tonic::Code),
+    /// The stream broke off (node died, connection lost) or never started.
+    Broken,
+    /// Still running when the router stopped waiting for it.
+    Running,
+}
+
+/// What a transactional write did, for the repository's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No replica changed.
+    Unchanged,
+    /// `updated` hold the write (their generation moves); every other
+    /// replica gets a replication job from `source`.
+    Changed { updated: Vec<String>, source: String },
+}
+
+/// Decides which replicas hold a transactional write from its votes and
+/// how each node's call ended.
+///
+/// - No subtransaction: nothing voted. A failed primary changed nothing; a
+///   successful one may have changed what no vote covers (or its nodes may
+///   have diverged unseen), so the secondaries are repaired from it.
+/// - The last subtransaction committed (it always needs the primary): the
+///   primary and the secondaries that committed it, unless their call
+///   ended differently from the primary's, hold the write.
+/// - It did not commit and it was the first, without the primary's vote:
+///   nobody can have changed anything.
+/// - Otherwise the primary dropped out (or was outvoted) after an earlier
+///   subtransaction committed, so its state is unknown. Secondaries that
+///   committed every earlier subtransaction and voted the same hash in the
+///   last one made the same changes from the same state: the largest such
+///   group holds the write and the primary is repaired from it. Upstream
+///   marks every secondary outdated here, which leaves the repository
+///   without an up-to-date replica while the primary is down.
+pub fn decide(summary: &Summary, primary: &str, ends: &HashMap<String, CallEnd>) -> Decision {
+    let end = |node: &str| ends.get(node).copied().unwrap_or(CallEnd::Broken);
+    let primary_end = end(primary);
+    let mut secondaries: Vec<&String> = ends.keys().filter(|n| n.as_str() != primary).collect();
+    secondaries.sort();
+    let Some(last) = summary.subtransactions.last() else {
+        return match primary_end {
+            CallEnd::Finished(tonic::Code::Ok) | CallEnd::Running => {
+                Decision::Changed { updated: vec![primary.to_owned()], source: primary.to_owned() }
+            }
+            _ => Decision::Unchanged,
+        };
+    };
+    if last.outcome(primary) == Some(Outcome::Committed) {
+        let mut updated = vec![primary.to_owned()];
+        for s in secondaries {
+            let agrees = match (end(s), primary_end) {
+                (CallEnd::Running, _) | (_, CallEnd::Broken | CallEnd::Running) => true,
+                (theirs, ours) => theirs == ours,
+            };
+            if last.outcome(s) == Some(Outcome::Committed) && agrees {
+                updated.push(s.clone());
+            }
+        }
+        return Decision::Changed { updated, source: primary.to_owned() };
+    }
+    if summary.subtransactions.len() == 1 && !last.votes.contains_key(primary) {
+        return Decision::Unchanged;
+    }
+    let earlier = &summary.subtransactions[..summary.subtransactions.len() - 1];
+    let mut groups: std::collections::BTreeMap<Hash, Vec<String>> = std::collections::BTreeMap::new();
+    for s in secondaries {
+        let kept_up = earlier.iter().all(|sub| sub.outcome(s) == Some(Outcome::Committed));
+        if let (true, Some(hash)) = (kept_up, last.votes.get(s.as_str())) {
+            groups.entry(*hash).or_default().push(s.clone());
+        }
+    }
+    match groups.into_values().max_by_key(Vec::len) {
+        Some(group) => Decision::Changed { source: group[0].clone(), updated: group },
+        None => Decision::Changed { updated: vec![primary.to_owned()], source: primary.to_owned() },
     }
 }
 
@@ -320,6 +446,10 @@ mod tests {
 
     fn names(n: &[&str]) -> Vec<String> {
         n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn reg(term: i64) -> Registration {
+        Registration { repository_id: 1, primary: "p".into(), term }
     }
 
     #[test]
@@ -337,19 +467,19 @@ mod tests {
     fn registration_rejects_unsafe_thresholds() {
         let m = Manager::default();
         let (v, _) = voters("p", &names(&["a", "b"]));
-        assert!(m.register(vec![], 1, 1).is_err());
-        assert!(m.register(v.clone(), 6, 1).is_err(), "above the total weight");
-        assert!(m.register(v.clone(), 2, 1).is_err(), "half of the total weight: two winners possible");
+        assert!(m.register(vec![], 1, reg(1)).is_err());
+        assert!(m.register(v.clone(), 6, reg(1)).is_err(), "above the total weight");
+        assert!(m.register(v.clone(), 2, reg(1)).is_err(), "half of the total weight: two winners possible");
         let dup = vec![Voter { node: "p".into(), weight: 1 }, Voter { node: "p".into(), weight: 1 }];
-        assert!(m.register(dup, 2, 1).is_err());
+        assert!(m.register(dup, 2, reg(1)).is_err());
     }
 
     #[tokio::test]
     async fn agreeing_voters_commit_and_a_dissenter_fails() {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
-        let id = m.register(v, t, 7).expect("register");
-        assert_eq!(m.term(id).expect("term"), 7);
+        let id = m.register(v, t, reg(7)).expect("register");
+        assert_eq!(m.registration(id).expect("registration").term, 7);
         let (h1, h2) = ([1u8; 20], [2u8; 20]);
         let (p, a, b) = tokio::join!(m.vote(id, "p", h1), m.vote(id, "a", h1), async {
             tokio::task::yield_now().await;
@@ -363,9 +493,9 @@ mod tests {
         let (p, a) = tokio::join!(m.vote(id, "p", h2), m.vote(id, "a", h2));
         assert_eq!((p.expect("p"), a.expect("a")), (Outcome::Committed, Outcome::Committed));
         let summary = m.finish(id).expect("finish");
-        assert_eq!(summary.subtransactions, 2);
-        assert_eq!(summary.last["p"], Some(Outcome::Committed));
-        assert_eq!(summary.last["b"], None);
+        assert_eq!(summary.subtransactions.len(), 2);
+        assert_eq!(summary.last_outcome("p"), Some(Outcome::Committed));
+        assert_eq!(summary.last_outcome("b"), None);
         assert!(matches!(m.vote(id, "p", h1).await, Err(TransactionError::NotFound(_))));
     }
 
@@ -373,7 +503,7 @@ mod tests {
     async fn the_primary_alone_cannot_commit_with_two_secondaries() {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
-        let id = m.register(v, t, 1).expect("register");
+        let id = m.register(v, t, reg(1)).expect("register");
         let waiting = {
             let m = m.clone();
             tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
@@ -391,7 +521,7 @@ mod tests {
     async fn a_cancelled_secondary_unblocks_the_others_and_stop_releases_waiters() {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
-        let id = m.register(v, t, 1).expect("register");
+        let id = m.register(v, t, reg(1)).expect("register");
         let p = {
             let m = m.clone();
             tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
@@ -401,7 +531,7 @@ mod tests {
         assert_eq!(m.vote(id, "b", [1; 20]).await.expect("b"), Outcome::Committed);
         assert_eq!(p.await.expect("join").expect("p"), Outcome::Committed);
 
-        let id = m.register(voters("p", &names(&["a", "b"])).0, 4, 1).expect("register");
+        let id = m.register(voters("p", &names(&["a", "b"])).0, 4, reg(1)).expect("register");
         let waiting = {
             let m = m.clone();
             tokio::spawn(async move { m.vote(id, "a", [1; 20]).await })
@@ -410,5 +540,74 @@ mod tests {
         m.stop(id).expect("stop");
         assert_eq!(waiting.await.expect("join").expect("a"), Outcome::Stopped);
         assert_eq!(m.vote(id, "b", [1; 20]).await.expect("b"), Outcome::Stopped);
+    }
+    fn sub(votes: &[(&str, u8)], outcomes: &[(&str, Outcome)], won: Option<u8>) -> Subtransaction {
+        Subtransaction {
+            votes: votes.iter().map(|(n, h)| ((*n).to_owned(), [*h; 20])).collect(),
+            outcomes: outcomes.iter().map(|(n, o)| ((*n).to_owned(), *o)).collect(),
+            winner: won.map(|h| [h; 20]),
+        }
+    }
+
+    fn ends(e: &[(&str, CallEnd)]) -> HashMap<String, CallEnd> {
+        e.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    }
+
+    const OK: CallEnd = CallEnd::Finished(tonic::Code::Ok);
+    use Outcome::{Canceled, Committed, Failed};
+
+    fn changed(updated: &[&str], source: &str) -> Decision {
+        Decision::Changed { updated: names(updated), source: source.to_owned() }
+    }
+
+    #[test]
+    fn decisions_follow_the_votes() {
+        let all_ok = ends(&[("p", OK), ("a", OK), ("b", OK)]);
+        let none = Summary { term: 1, subtransactions: vec![] };
+        assert_eq!(decide(&none, "p", &all_ok), changed(&["p"], "p"), "no votes: replicate from the primary");
+        let failed = ends(&[("p", CallEnd::Finished(tonic::Code::PermissionDenied)), ("a", OK)]);
+        assert_eq!(decide(&none, "p", &failed), Decision::Unchanged, "primary refused before voting");
+
+        let both = |third: Subtransaction| Summary {
+            term: 1,
+            subtransactions: vec![
+                sub(&[("p", 1), ("a", 1), ("b", 1)], &[("p", Committed), ("a", Committed), ("b", Committed)], Some(1)),
+                third,
+            ],
+        };
+        let committed =
+            both(sub(&[("p", 2), ("a", 2), ("b", 3)], &[("p", Committed), ("a", Committed), ("b", Failed)], Some(2)));
+        assert_eq!(decide(&committed, "p", &all_ok), changed(&["p", "a"], "p"), "the dissenter is outdated");
+        let a_erred = ends(&[("p", OK), ("a", CallEnd::Finished(tonic::Code::Internal)), ("b", OK)]);
+        assert_eq!(decide(&committed, "p", &a_erred), changed(&["p"], "p"), "a call that ended otherwise");
+        let a_slow = ends(&[("p", OK), ("a", CallEnd::Running), ("b", OK)]);
+        assert_eq!(decide(&committed, "p", &a_slow), changed(&["p", "a"], "p"), "committed, still finishing");
+
+        // The primary died after the prepared vote committed: the
+        // secondaries that went on together hold the write.
+        let primary_gone =
+            both(sub(&[("a", 2), ("b", 2)], &[("p", Canceled), ("a", Failed), ("b", Failed)], None));
+        let dead = ends(&[("p", CallEnd::Broken), ("a", OK), ("b", OK)]);
+        assert_eq!(decide(&primary_gone, "p", &dead), changed(&["a", "b"], "a"));
+        // It died before voting at all: nobody changed anything.
+        let first = Summary {
+            term: 1,
+            subtransactions: vec![sub(&[("a", 1), ("b", 1)], &[("p", Canceled), ("a", Failed), ("b", Failed)], None)],
+        };
+        assert_eq!(decide(&first, "p", &dead), Decision::Unchanged);
+    }
+
+    #[tokio::test]
+    async fn absent_voters_are_cancelled_on_demand() {
+        let m = Manager::default();
+        let (v, t) = voters("p", &names(&["a", "b"]));
+        let id = m.register(v, t, reg(1)).expect("register");
+        let p = {
+            let m = m.clone();
+            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(m.cancel_absent(id).expect("cancel").len() == 2, "a and b never voted");
+        assert_eq!(p.await.expect("join").expect("p"), Outcome::Failed, "the threshold is out of reach");
     }
 }

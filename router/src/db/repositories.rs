@@ -146,6 +146,13 @@ impl Db {
         Ok(client.query_opt(&stmt, &[&virtual_storage, &relative_path]).await?.as_ref().map(state_from_row))
     }
 
+    /// The repository's current term (`None` once it is deleted).
+    pub async fn term(&self, repository_id: i64) -> Result<Option<i64>, DbError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT term FROM repositories WHERE repository_id = $1").await?;
+        Ok(client.query_opt(&stmt, &[&repository_id]).await?.map(|r| r.get(0)))
+    }
+
     pub async fn repository_by_id(&self, id: i64) -> Result<Option<RepoState>, DbError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&format!("{SELECT_STATE} WHERE r.repository_id = $1")).await?;

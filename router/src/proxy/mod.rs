@@ -11,6 +11,7 @@ mod frame;
 mod intercept;
 mod route;
 mod sidechannel;
+mod transactional;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub health: HealthView,
     pub router_name: String,
     pub metrics: Arc<crate::metrics::RouterMetrics>,
+    /// Votes of the transactional writes in flight.
+    pub transactions: crate::transactions::Manager,
 }
 
 impl std::fmt::Debug for Shared {
@@ -139,6 +142,19 @@ impl Shared {
         leftover: bytes::Bytes,
         rest: Option<Body>,
     ) -> Result<http::Response<Body>, Status> {
+        self.forward_with(node, parts, message, leftover, rest, None).await
+    }
+
+    /// [`Self::forward`] with one more request header (a transaction's).
+    pub(crate) async fn forward_with(
+        &self,
+        node: &Node,
+        parts: &http::request::Parts,
+        message: &[u8],
+        leftover: bytes::Bytes,
+        rest: Option<Body>,
+        extra: Option<(&'static str, http::HeaderValue)>,
+    ) -> Result<http::Response<Body>, Status> {
         use tower::ServiceExt as _;
         let conn = node
             .connection()
@@ -154,6 +170,9 @@ impl Shared {
                 "authorization",
                 bearer.parse().map_err(|_| Status::internal("node token is not a valid header value"))?,
             );
+        }
+        if let Some((name, value)) = extra {
+            headers.insert(name, value);
         }
         let relay = sidechannel::relay(&parts.extensions, &mut headers, &conn)?;
         let mut request = http::Request::new(frame::request_body(frame::encode(message), leftover, rest));

@@ -99,7 +99,7 @@ impl Shared {
 
     /// The message with target (and additional) repository rewritten to
     /// `storage`.
-    async fn rewritten(
+    pub(super) async fn rewritten(
         &self,
         call: &Call,
         repo: &Repository,
@@ -186,7 +186,11 @@ impl Shared {
 
     /// The primary a write may go to, with the term it holds, and the
     /// write's intent recorded.
-    async fn begin_write(&self, call: &Call, repo: &Repository) -> Result<(RepoState, String, IntentId), Status> {
+    pub(super) async fn begin_write(
+        &self,
+        call: &Call,
+        repo: &Repository,
+    ) -> Result<(RepoState, String, i64, IntentId), Status> {
         let vs = repo.storage_name.as_str();
         let storages = self.storages(vs);
         // A concurrent election between reading the state and recording the
@@ -219,7 +223,7 @@ impl Shared {
                 )
                 .await?;
             if let Some(intent) = intent {
-                return Ok((state, primary, intent));
+                return Ok((state, primary, term, intent));
             }
         }
         Err(Status::unavailable("the repository's primary changed while the write was starting; retry"))
@@ -231,8 +235,11 @@ impl Shared {
         rest: Body,
         repo: Repository,
     ) -> Result<http::Response<Body>, Status> {
+        if super::transactional::TRANSACTIONAL.contains(&call.facts.full_method) {
+            return self.transactional(call, rest, repo).await;
+        }
         let vs = repo.storage_name.clone();
-        let (state, primary, intent) = self.begin_write(&call, &repo).await?;
+        let (state, primary, _, intent) = self.begin_write(&call, &repo).await?;
         let storages = self.storages(&vs);
         let outdated: Vec<String> =
             state.assigned(&storages).into_iter().filter(|s| *s != primary).map(str::to_owned).collect();
@@ -436,7 +443,7 @@ impl Shared {
 /// Passes `response` through, calling `settle` with the call's final code
 /// before the client sees it (so an acknowledged write is recorded), or
 /// with `None` when the node's stream broke off.
-async fn settle_on_finish<F, Fut>(response: http::Response<Body>, settle: F) -> http::Response<Body>
+pub(super) async fn settle_on_finish<F, Fut>(response: http::Response<Body>, settle: F) -> http::Response<Body>
 where
     F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,

@@ -131,7 +131,7 @@ impl Drop for Served {
 
 pub async fn serve(socket: &Path, db: &Db, config: &Arc<Config>, health: &HealthView) -> Served {
     let nodes = Nodes::new(config, None);
-    let routes = cairn_router::service::routes(db, &nodes, health, config);
+    let routes = cairn_router::service::routes(db, &nodes, health, config, &Default::default());
     let listener = tokio::net::UnixListener::bind(socket).expect("bind router socket");
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let task = tokio::spawn(async move {

@@ -1,0 +1,430 @@
+//! Transactional writes: the request goes to the primary and every healthy
+//! up-to-date secondary at once, each node votes on its reference updates
+//! (see [`crate::transactions`]), the client sees only the primary's answer,
+//! and the repository's bookkeeping follows the votes.
+
+use super::route::settle_on_finish;
+use super::{Call, Shared};
+use crate::db::repositories::Outcome;
+use crate::transactions::{self, CallEnd, Decision, Registration};
+use base64::Engine as _;
+use bytes::Bytes;
+use cairn_proto::gitaly::Repository;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tonic::body::Body;
+
+/// Repository-scoped mutators whose nodes vote (upstream's transactional
+/// set, less creations, which take the creation path, and the calls the
+/// router answers itself).
+pub(crate) const TRANSACTIONAL: &[&str] = &[
+    "/gitaly.CleanupService/ApplyBfgObjectMapStream",
+    "/gitaly.CleanupService/RewriteHistory",
+    "/gitaly.ConflictsService/ResolveConflicts",
+    "/gitaly.ObjectPoolService/DisconnectGitAlternates",
+    "/gitaly.ObjectPoolService/FetchIntoObjectPool",
+    "/gitaly.ObjectPoolService/LinkRepositoryToObjectPool",
+    "/gitaly.OperationService/UserApplyPatch",
+    "/gitaly.OperationService/UserCherryPick",
+    "/gitaly.OperationService/UserCommitFiles",
+    "/gitaly.OperationService/UserCreateBranch",
+    "/gitaly.OperationService/UserCreateTag",
+    "/gitaly.OperationService/UserDeleteBranch",
+    "/gitaly.OperationService/UserDeleteTag",
+    "/gitaly.OperationService/UserFFBranch",
+    "/gitaly.OperationService/UserMergeBranch",
+    "/gitaly.OperationService/UserMergeToRef",
+    "/gitaly.OperationService/UserRebaseToRef",
+    "/gitaly.OperationService/UserRebaseConfirmable",
+    "/gitaly.OperationService/UserRevert",
+    "/gitaly.OperationService/UserSquash",
+    "/gitaly.OperationService/UserUpdateBranch",
+    "/gitaly.OperationService/UserUpdateSubmodule",
+    "/gitaly.RefService/DeleteRefs",
+    "/gitaly.RefService/UpdateReferences",
+    "/gitaly.RepositoryService/FetchBundle",
+    "/gitaly.RepositoryService/FetchRemote",
+    "/gitaly.RepositoryService/FetchSourceBranch",
+    "/gitaly.RepositoryService/RestoreCustomHooks",
+    "/gitaly.RepositoryService/SetCustomHooks",
+    "/gitaly.RepositoryService/WriteRef",
+    "/gitaly.SSHService/SSHReceivePack",
+    "/gitaly.SmartHTTPService/PostReceivePack",
+];
+
+/// Repository-scoped mutators that are not fanned out, and why.
+#[cfg(test)]
+const NOT_TRANSACTIONAL: &[&str] = &[
+    // Creations: made on one node, copied to the others by replication
+    // (see docs/consistency.md).
+    "/gitaly.ObjectPoolService/CreateObjectPool",
+    "/gitaly.RepositoryService/CreateFork",
+    "/gitaly.RepositoryService/CreateRepository",
+    "/gitaly.RepositoryService/CreateRepositoryFromBundle",
+    "/gitaly.RepositoryService/CreateRepositoryFromSnapshot",
+    "/gitaly.RepositoryService/CreateRepositoryFromURL",
+    "/gitaly.RepositoryService/ReplicateRepository",
+    "/gitaly.RepositoryService/RestoreRepository",
+    // Answered by the router itself on every replica.
+    "/gitaly.ObjectPoolService/DeleteObjectPool",
+    "/gitaly.RepositoryService/RemoveRepository",
+    // Called by a node's own hooks, never through the router.
+    "/gitaly.HookService/ProcReceiveHook",
+    // Changes no references (a cache of language statistics).
+    "/gitaly.CommitService/CommitLanguages",
+    // Rewrites the reference storage format, which is per replica: done on
+    // the primary, the others follow by replication.
+    "/gitaly.RepositoryService/MigrateReferenceBackend",
+];
+
+/// The request metadata naming the transaction a node takes part in.
+pub(crate) const TRANSACTION_KEY: &str = "gitaly-reference-transaction";
+
+/// How long the answer waits for secondaries after the primary finished.
+/// One still running by then counts as holding the write only if it
+/// already committed its last vote.
+const SECONDARY_GRACE: Duration = Duration::from_secs(2);
+
+/// Request frames a secondary may fall behind the primary by before it is
+/// cut off (it is then repaired by replication instead of slowing the push).
+const SECONDARY_BACKLOG: usize = 1024;
+
+/// The metadata value telling `node` which transaction it votes in.
+fn transaction_header(id: u64, node: &str, primary: bool) -> http::HeaderValue {
+    let json = serde_json::json!({ "id": id, "node": node, "primary": primary });
+    let encoded = base64::engine::general_purpose::STANDARD.encode(json.to_string());
+    http::HeaderValue::from_str(&encoded).expect("base64 is a valid header value")
+}
+
+impl Shared {
+    pub(super) async fn transactional(
+        self: &Arc<Self>,
+        call: Call,
+        rest: Body,
+        repo: Repository,
+    ) -> Result<http::Response<Body>, Status> {
+        let vs = repo.storage_name.clone();
+        let (state, primary, term, intent) = self.begin_write(&call, &repo).await?;
+        let storages = self.storages(&vs);
+        let assigned: Vec<String> = state.assigned(&storages).into_iter().map(str::to_owned).collect();
+        let secondaries: Vec<String> = assigned
+            .iter()
+            .filter(|s| **s != primary && state.is_up_to_date(s) && self.health.locally_healthy(&vs, s))
+            .cloned()
+            .collect();
+        let (voters, threshold) = transactions::voters(&primary, &secondaries);
+        let id = self
+            .transactions
+            .register(voters, threshold, Registration { repository_id: state.id, primary: primary.clone(), term })
+            .map_err(|e| Status::internal(e.to_string()))?;
+
+        let mut bodies = tee(rest, secondaries.len()).into_iter();
+        let primary_body = bodies.next().expect("tee returns the primary's body first");
+        // Secondaries run in the background; each reports how its call ended.
+        let mut ends: Vec<(String, oneshot::Receiver<CallEnd>)> = Vec::new();
+        for (storage, body) in secondaries.iter().zip(bodies) {
+            let (tx, rx) = oneshot::channel();
+            ends.push((storage.clone(), rx));
+            let (shared, call_parts) = (self.clone(), CallParts::of(&call));
+            let (repo, state, storage) = (repo.clone(), state.clone(), storage.clone());
+            tokio::spawn(async move {
+                let end = shared.run_secondary(&call_parts, &repo, &state, &storage, body, id).await;
+                shared.transactions.cancel_voter(id, &storage).ok();
+                let _ = tx.send(end);
+            });
+        }
+
+        let cid = call.correlation_id();
+        let shared = self.clone();
+        let source = primary.clone();
+        let settle = move |code: Option<tonic::Code>| async move {
+            // The primary is done: votes it never cast will not come.
+            shared.transactions.cancel_voter(id, &source).ok();
+            let mut by_node: HashMap<String, CallEnd> = HashMap::new();
+            by_node.insert(source.clone(), code.map_or(CallEnd::Broken, CallEnd::Finished));
+            let deadline = tokio::time::Instant::now() + SECONDARY_GRACE;
+            for (storage, rx) in ends {
+                let end = match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(end)) => end,
+                    Ok(Err(_)) => CallEnd::Broken,
+                    Err(_) => CallEnd::Running,
+                };
+                by_node.insert(storage, end);
+            }
+            let decision = match shared.transactions.finish(id) {
+                Ok(summary) => {
+                    let decision = transactions::decide(&summary, &source, &by_node);
+                    tracing::debug!(transaction_id = id, ?summary, ?by_node, ?decision, "transaction finished");
+                    decision
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "transaction vanished; replicating from the primary");
+                    Decision::Changed { updated: vec![source.clone()], source: source.clone() }
+                }
+            };
+            let outcome = match decision {
+                Decision::Unchanged => Outcome::Unchanged,
+                Decision::Changed { updated, source } => {
+                    let outdated = assigned.iter().filter(|s| !updated.contains(s)).cloned().collect();
+                    shared.metrics.count_transaction(updated.len(), by_node.len());
+                    Outcome::Changed { updated, outdated, source }
+                }
+            };
+            if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
+                // The intent stays; the next recovery pass settles it.
+                tracing::error!(error = %e, correlation_id = %cid, "could not record a write's outcome");
+            }
+        };
+
+        let forwarded = async {
+            let message = self.rewritten(&call, &repo, &state, &primary).await?;
+            let node = self.node(&vs, &primary)?;
+            let header = transaction_header(id, &primary, true);
+            self.forward_with(
+                node,
+                &call.parts,
+                &message,
+                call.first.leftover.clone(),
+                Some(primary_body),
+                Some((TRANSACTION_KEY, header)),
+            )
+            .await
+        }
+        .await;
+        match forwarded {
+            Ok(response) => Ok(settle_on_finish(response, settle).await),
+            Err(status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    self.health.set_local(&vs, &primary, false);
+                }
+                settle(None).await;
+                Err(status)
+            }
+        }
+    }
+
+    /// Runs the write on one secondary and waits for its end.
+    async fn run_secondary(
+        &self,
+        parts: &CallParts,
+        repo: &Repository,
+        state: &crate::db::repositories::RepoState,
+        storage: &str,
+        body: Body,
+        id: u64,
+    ) -> CallEnd {
+        let vs = repo.storage_name.as_str();
+        let forwarded = async {
+            let message = self.rewritten(&parts.call, repo, state, storage).await?;
+            let node = self.node(vs, storage)?;
+            self.forward_with(
+                node,
+                &parts.call.parts,
+                &message,
+                parts.call.first.leftover.clone(),
+                Some(body),
+                Some((TRANSACTION_KEY, transaction_header(id, storage, false))),
+            )
+            .await
+        }
+        .await;
+        match forwarded {
+            Ok(response) => drain(response).await,
+            Err(status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    self.health.set_local(vs, storage, false);
+                }
+                tracing::warn!(storage, error = %status, "transactional write did not reach a secondary");
+                CallEnd::Broken
+            }
+        }
+    }
+}
+
+/// What a secondary's forward needs of the call (a copy: it outlives it).
+struct CallParts {
+    call: Call,
+}
+
+impl CallParts {
+    fn of(call: &Call) -> Self {
+        let mut parts = http::Request::new(()).into_parts().0;
+        parts.method = call.parts.method.clone();
+        parts.uri = call.parts.uri.clone();
+        parts.version = call.parts.version;
+        parts.headers = call.parts.headers.clone();
+        // Sidechannels belong to the primary's call alone.
+        parts.headers.remove(cairn_node::transport::SIDECHANNEL_ID_KEY);
+        Self {
+            call: Call {
+                facts: call.facts,
+                parts,
+                first: super::frame::First {
+                    message: call.first.message.clone(),
+                    leftover: call.first.leftover.clone(),
+                },
+            },
+        }
+    }
+}
+
+/// Reads a secondary's answer to its end.
+async fn drain(response: http::Response<Body>) -> CallEnd {
+    use http_body_util::BodyExt as _;
+    if let Some(code) = super::frame::grpc_code(response.headers()) {
+        return CallEnd::Finished(code);
+    }
+    let mut body = response.into_body();
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    return super::frame::grpc_code(trailers).map_or(CallEnd::Broken, CallEnd::Finished);
+                }
+            }
+            Some(Err(_)) | None => return CallEnd::Broken,
+        }
+    }
+}
+
+enum Piece {
+    Frame(Bytes),
+    Failed(Status),
+    End,
+}
+
+/// Copies the client's request stream to the primary (first body, with
+/// backpressure) and `secondaries` more bodies. A secondary that falls
+/// [`SECONDARY_BACKLOG`] frames behind is cut off: its stream fails rather
+/// than ending, so the node cannot mistake it for a complete request.
+fn tee(rest: Body, secondaries: usize) -> Vec<Body> {
+    use http_body_util::BodyExt as _;
+    let (primary_tx, primary_rx) = mpsc::channel::<Piece>(8);
+    let mut others = Vec::with_capacity(secondaries);
+    let mut bodies = vec![piece_body(primary_rx)];
+    for _ in 0..secondaries {
+        let (tx, rx) = mpsc::channel::<Piece>(SECONDARY_BACKLOG);
+        others.push(Some(tx));
+        bodies.push(piece_body(rx));
+    }
+    tokio::spawn(async move {
+        let mut rest = rest;
+        let mut primary = Some(primary_tx);
+        loop {
+            let piece = match rest.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => Piece::Frame(data),
+                    Err(_) => continue,
+                },
+                Some(Err(status)) => Piece::Failed(status),
+                None => Piece::End,
+            };
+            let last = !matches!(piece, Piece::Frame(_));
+            for slot in &mut others {
+                if let Some(tx) = slot
+                    && tx.try_send(piece.clone_piece()).is_err()
+                {
+                    // Full (too slow) or gone: cut it off.
+                    *slot = None;
+                }
+            }
+            if let Some(tx) = &primary
+                && tx.send(piece).await.is_err()
+            {
+                primary = None;
+            }
+            if last || (primary.is_none() && others.iter().all(Option::is_none)) {
+                return;
+            }
+        }
+    });
+    bodies
+}
+
+impl Piece {
+    fn clone_piece(&self) -> Self {
+        match self {
+            Piece::Frame(b) => Piece::Frame(b.clone()),
+            Piece::Failed(s) => Piece::Failed(Status::new(s.code(), s.message())),
+            Piece::End => Piece::End,
+        }
+    }
+}
+
+fn piece_body(rx: mpsc::Receiver<Piece>) -> Body {
+    let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        match rx.recv().await {
+            Some(Piece::Frame(data)) => Some((Ok(http_body::Frame::data(data)), (rx, false))),
+            Some(Piece::End) => None,
+            Some(Piece::Failed(status)) => Some((Err(status), (rx, true))),
+            None => Some((Err(Status::cancelled("request stream cut off by the router")), (rx, true))),
+        }
+    });
+    Body::new(http_body_util::StreamBody::new(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transactional_method_exists_and_is_a_repository_mutator() {
+        for method in TRANSACTIONAL {
+            let facts = cairn_proto::facts::lookup(method).unwrap_or_else(|| panic!("{method} is not in the protocol"));
+            assert_eq!(facts.op, Some(cairn_proto::facts::Operation::Mutator), "{method}");
+            assert_eq!(facts.scope, Some(cairn_proto::facts::Scope::Repository), "{method}");
+        }
+    }
+
+    #[test]
+    fn every_repository_mutator_is_either_transactional_or_listed_with_a_reason() {
+        use cairn_proto::facts::{Operation, RPCS, Scope};
+        let mut uncovered: Vec<&str> = RPCS
+            .iter()
+            .filter(|r| r.op == Some(Operation::Mutator) && r.scope == Some(Scope::Repository))
+            .map(|r| r.full_method)
+            .filter(|m| !TRANSACTIONAL.contains(m))
+            .collect();
+        uncovered.sort_unstable();
+        let mut listed = NOT_TRANSACTIONAL.to_vec();
+        listed.sort_unstable();
+        assert_eq!(uncovered, listed);
+    }
+
+    #[test]
+    fn the_transaction_header_is_base64_json_as_upstream() {
+        let v = transaction_header(7, "gitaly-1", true);
+        let json = base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).expect("base64");
+        let parsed: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(parsed, serde_json::json!({ "id": 7, "node": "gitaly-1", "primary": true }));
+    }
+
+    #[tokio::test]
+    async fn tee_copies_the_stream_and_cuts_off_a_stalled_secondary() {
+        use http_body_util::BodyExt as _;
+        let (tx, rx) = mpsc::channel::<Result<http_body::Frame<Bytes>, Status>>(4);
+        let source = Body::new(http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)));
+        let mut bodies = tee(source, 2);
+        let stalled = bodies.pop().expect("second secondary");
+        let secondary = bodies.pop().expect("first secondary");
+        let primary = bodies.pop().expect("primary");
+        let sending = tokio::spawn(async move {
+            for i in 0..(SECONDARY_BACKLOG + 10) {
+                tx.send(Ok(http_body::Frame::data(Bytes::from(i.to_string())))).await.expect("send");
+            }
+        });
+        let (p, s) = tokio::join!(primary.collect(), secondary.collect());
+        sending.await.expect("sender");
+        let p = p.expect("primary body").to_bytes();
+        assert_eq!(p, s.expect("secondary body").to_bytes());
+        assert!(p.starts_with(b"0123"));
+        // Nobody read the stalled one while the stream went on: it fails.
+        assert!(stalled.collect().await.is_err(), "a cut-off secondary must not see a complete request");
+    }
+}
