@@ -7,11 +7,19 @@
 #   primary, settle, replication) and direct; the time until the three
 #   replicas hold the pushed repository.
 #
+#   Pushes are measured three ways in the same run: through the router to
+#   a repository with three replicas (transactional: all three nodes vote),
+#   through the router to one with a single replica, and to a node directly;
+#   sequential (latency) and from several clients at once (throughput).
+#
 #   bench/router.sh                       16 streams, 10 s per load run
-#   PUSHES=50 bench/router.sh
+#   PUSHES=50 CLIENTS=4 bench/router.sh
+#   READS=0 bench/router.sh               pushes only
 source "$(dirname "$0")/lib.sh"
 source dev/lib/pg.sh
 pushes="${PUSHES:-20}"
+clients="${CLIENTS:-4}"
+reads="${READS:-1}"
 cargo build --release --quiet -p cairn-router
 pg_install_if_missing
 # PostgreSQL runs as nobody when we are root, so its directory must be
@@ -40,8 +48,10 @@ TOML
     target/release/gitaly serve "$work/s$n.toml" > "$work/s$n.log" 2>&1 &
     bench_pids+=("$!")
 done
+prom="127.0.0.1:${PROM_PORT:-59090}"
 cat > "$work/praefect.toml" <<TOML
 socket_path = "$work/praefect.socket"
+prometheus_listen_addr = "$prom"
 [logging]
 level = "warn"
 [database]
@@ -93,11 +103,13 @@ load() {
     target/release/cairn-load --concurrency "$concurrency" --duration "$duration" --rpc FindCommit \
         --inputs "$work/commits" "$@"
 }
-echo "## FindCommit, $concurrency streams, $duration"
-echo "via router (reads spread over 3 replicas):"
-load --address "$router" --repository default:bench.git --pid "$router_pid"
-echo "direct to node $primary:"
-load --address "unix:$work/$primary.socket" --repository "$primary:$replica_path" --token node-secret --pid "$(node_pid "$primary")"
+if [ "$reads" = 1 ]; then
+    echo "## FindCommit, $concurrency streams, $duration"
+    echo "via router (reads spread over 3 replicas):"
+    load --address "$router" --repository default:bench.git --pid "$router_pid"
+    echo "direct to node $primary:"
+    load --address "unix:$work/$primary.socket" --repository "$primary:$replica_path" --token node-secret --pid "$(node_pid "$primary")"
+fi
 
 # Pushes of one commit: through the router, and to a copy of the repository
 # on one node directly (outside the cluster's records).
@@ -121,8 +133,55 @@ push_series() { # LABEL ADDRESS PAYLOAD TOKEN
     done
     printf '%s\n' "${times[@]}" | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "push of one commit, %s: p50 %d ms, p90 %d ms (%d pushes)\n", l, a[int(NR*0.5)+1], a[int(NR*0.9)+1], NR}'
 }
-echo "## sequential pushes"
-push_series "via router" "$router" "$payload" ""
-direct_payload="{\"repository\":{\"storageName\":\"$primary\",\"relativePath\":\"direct.git\",\"glRepository\":\"project-1\"},\"glId\":\"user-1\",\"glUsername\":\"bench\"}"
-git -C "$work/client.git" fetch --quiet "$work/storage-$primary/direct.git" main 2>/dev/null || true
+# push_parallel LABEL ADDRESS PAYLOAD TOKEN: $clients clients, each pushing
+# $pushes commits to its own branch of the same repository at once.
+push_parallel() {
+    local label="$1" address="$2" payload="$3" token="$4" s e
+    for c in $(seq "$clients"); do
+        rm -rf "$work/client-$c.git"
+        git clone --quiet --bare --shared "$work/client.git" "$work/client-$c.git"
+    done
+    s=$(date +%s%N)
+    for c in $(seq "$clients"); do
+        (
+            for i in $(seq "$pushes"); do
+                parent=$(git -C "$work/client-$c.git" rev-parse main)
+                tree=$(git -C "$work/client-$c.git" rev-parse "main^{tree}")
+                commit=$(git -C "$work/client-$c.git" commit-tree "$tree" -p "$parent" -m "bench $label client $c push $i")
+                git -C "$work/client-$c.git" update-ref refs/heads/main "$commit"
+                GITALY_ADDRESS="$address" GITALY_PAYLOAD="$payload" GITALY_TOKEN="$token" \
+                    GIT_SSH_COMMAND="$PWD/target/release/gitaly-ssh receive-pack" \
+                    git -C "$work/client-$c.git" push --quiet host:x "main:refs/heads/client-$c"
+            done
+        ) &
+    done
+    wait
+    e=$(date +%s%N)
+    awk -v l="$label" -v n=$((clients * pushes)) -v c="$clients" -v ns=$((e - s)) \
+        'BEGIN {printf "%d clients pushing at once, %s: %d pushes in %.1f s = %.1f pushes/s\n", c, l, n, ns/1e9, n/(ns/1e9)}'
+}
+# payload_for STORAGE RELATIVE_PATH
+payload_for() {
+    printf '{"repository":{"storageName":"%s","relativePath":"%s","glRepository":"project-1"},"glId":"user-1","glUsername":"bench"}' "$1" "$2"
+}
+
+# A repository with a single replica, through the router.
+target/release/cairn-load --address "$router" --once --rpc CreateRepository --repository default:single.git > /dev/null
+target/release/praefect -config "$work/praefect.toml" set-replication-factor -virtual-storage default \
+    -relative-path single.git -replication-factor 1 > /dev/null
+single_payload=$(payload_for default single.git)
+GITALY_PAYLOAD="$single_payload" GIT_SSH_COMMAND="$PWD/target/release/gitaly-ssh receive-pack" \
+    git -C "$work/src.git" push --quiet host:single.git main
+direct_payload=$(payload_for "$primary" direct.git)
+
+echo "## sequential pushes (one client)"
+push_series "via router, 3 replicas voting" "$router" "$payload" ""
+push_series "via router, 1 replica" "$router" "$single_payload" ""
 push_series "direct to node" "unix:$work/$primary.socket" "$direct_payload" "node-secret"
+echo "## concurrent pushes"
+push_parallel "via router, 3 replicas voting" "$router" "$payload" ""
+push_parallel "via router, 1 replica" "$router" "$single_payload" ""
+push_parallel "direct to node" "unix:$work/$primary.socket" "$direct_payload" "node-secret"
+state=$(metadata)
+echo "after the pushes: $(grep -c 'fully up to date' <<<"$state") of 3 replicas of bench.git up to date;" \
+    "transactions counted: $(curl -s "http://$prom/metrics" 2>/dev/null | awk '/^gitaly_praefect_transactions_total/ {print $2}')"

@@ -3,56 +3,15 @@
 //! catches up, and two routers on one database agree.
 
 use crate::support::cluster::NodeProc;
-use crate::support::router::{NODE_TOKEN, Router, VS, git, git_via, migrated_db, repo, work_tree};
-use cairn_node::client::{DialOptions, dial};
+use crate::support::router::{NODE_TOKEN, Router, VS, converged, git, git_via, migrated_db, repo, work_tree};
 use cairn_proto::gitaly::commit_service_client::CommitServiceClient;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::*;
-use cairn_router::db::Db;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn three_nodes() -> Vec<NodeProc> {
     vec![NodeProc::start("s1", NODE_TOKEN), NodeProc::start("s2", NODE_TOKEN), NodeProc::start("s3", NODE_TOKEN)]
-}
-
-/// CalculateChecksum of the replica on `node`, asked of the node directly.
-async fn checksum(node: &NodeProc, replica_path: &str) -> String {
-    let conn = dial(&node.address(), DialOptions { token: Some(NODE_TOKEN.into()), ..Default::default() })
-        .await
-        .expect("dial node");
-    let r = Repository {
-        storage_name: node.storage_name.clone(),
-        relative_path: replica_path.into(),
-        ..Default::default()
-    };
-    RepositoryServiceClient::new(conn.channel())
-        .calculate_checksum(CalculateChecksumRequest { repository: Some(r) })
-        .await
-        .expect("checksum")
-        .into_inner()
-        .checksum
-}
-
-/// Waits until every running node holds the repository's latest generation
-/// with the same checksum; returns that checksum.
-async fn converged(db: &Db, nodes: &[NodeProc], relative: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = db.repository(VS, relative).await.expect("db").expect("recorded");
-        let running: Vec<&NodeProc> = nodes.iter().filter(|n| n.is_running()).collect();
-        if running.iter().all(|n| state.is_up_to_date(&n.storage_name)) {
-            let mut sums = Vec::new();
-            for n in &running {
-                sums.push(checksum(n, &state.replica_path).await);
-            }
-            if sums.windows(2).all(|w| w[0] == w[1]) {
-                return sums.pop().expect("a node");
-            }
-        }
-        assert!(Instant::now() < deadline, "replicas did not converge: {state:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn push_commit(router: &Router, wt: &Path, n: usize) -> std::process::Output {

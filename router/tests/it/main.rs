@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, reason = "a test binary has no public API")]
 
 mod cli;
+mod consistency;
 mod db;
 mod failover;
 mod front;

@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods, reason = "tests start real node and router processes")]
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,78 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path) {
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal_group(child: &Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    // The group may be gone already (the process exited).
+    let _ = rustix::process::kill_process_group(pid, signal);
+}
+
+/// A `praefect` process serving on a Unix socket; killed when dropped.
+pub struct RouterProc {
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl RouterProc {
+    /// Starts `praefect` with `config` (which must not set `socket_path`).
+    pub fn start(config: &str) -> Self {
+        let tmp = tempfile::Builder::new().prefix("cairn-praefect-").tempdir().expect("temp dir");
+        let socket = tmp.path().join("praefect.socket");
+        let config_path = tmp.path().join("config.toml");
+        std::fs::write(&config_path, format!("socket_path = {socket:?}\n{config}")).expect("write router config");
+        let mut router =
+            Self { socket, config_path, child: None, log: tmp.path().join("praefect.log"), _tmp: tmp };
+        router.restart();
+        router
+    }
+
+    /// Starts the process (again) with the same configuration.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "router is running");
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let child = Command::new(bin_dir().join("praefect"))
+            .arg("-config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start praefect");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "praefect did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `unix:<socket>`.
+    pub fn address(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RouterProc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 
@@ -98,7 +171,10 @@ impl NodeProc {
         let config_path = self.dir.join("config.toml");
         std::fs::write(&config_path, config).expect("write node config");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log");
+        // Its own process group, so a kill or pause takes the git and hook
+        // processes it started with it, as losing the machine would.
         let child = Command::new(bin.join("gitaly"))
+            .process_group(0)
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -109,20 +185,20 @@ impl NodeProc {
         wait_for_port(self.port, "gitaly", &self.log_path());
     }
 
-    /// SIGKILL, as a crashed machine would look.
+    /// SIGKILL to the node and its children, as a crashed machine would look.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            signal_group(&child, rustix::process::Signal::KILL);
             let _ = child.wait();
         }
     }
 
-    /// SIGSTOP / SIGCONT: a node that hangs.
+    /// SIGSTOP / SIGCONT to the node and its children: a machine that hangs
+    /// or is cut off.
     pub fn pause(&self, paused: bool) {
         if let Some(child) = &self.child {
-            let pid = rustix::process::Pid::from_child(child);
             let signal = if paused { rustix::process::Signal::STOP } else { rustix::process::Signal::CONT };
-            rustix::process::kill_process(pid, signal).expect("signal node");
+            signal_group(child, signal);
         }
     }
 

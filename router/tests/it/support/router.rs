@@ -184,3 +184,43 @@ pub fn work_tree(dir: &Path, n: usize) -> PathBuf {
     }
     wt
 }
+
+/// CalculateChecksum of the replica on `node`, asked of the node directly.
+pub async fn checksum(node: &NodeProc, replica_path: &str) -> String {
+    let conn = cairn_node::client::dial(&node.address(), cairn_node::client::DialOptions { token: Some(NODE_TOKEN.into()), ..Default::default() })
+        .await
+        .expect("dial node");
+    let r = cairn_proto::gitaly::Repository {
+        storage_name: node.storage_name.clone(),
+        relative_path: replica_path.into(),
+        ..Default::default()
+    };
+    cairn_proto::gitaly::repository_service_client::RepositoryServiceClient::new(conn.channel())
+        .calculate_checksum(cairn_proto::gitaly::CalculateChecksumRequest { repository: Some(r) })
+        .await
+        .expect("checksum")
+        .into_inner()
+        .checksum
+}
+
+/// Waits until every running node holds the repository's latest generation
+/// with the same checksum; returns that checksum.
+pub async fn converged(db: &Db, nodes: &[NodeProc], relative: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = db.repository(VS, relative).await.expect("db").expect("recorded");
+        let running: Vec<&NodeProc> = nodes.iter().filter(|n| n.is_running()).collect();
+        if running.iter().all(|n| state.is_up_to_date(&n.storage_name)) {
+            let mut sums = Vec::new();
+            for n in &running {
+                sums.push(checksum(n, &state.replica_path).await);
+            }
+            if sums.windows(2).all(|w| w[0] == w[1]) {
+                return sums.pop().expect("a node");
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "replicas did not converge: {state:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+

@@ -1,0 +1,390 @@
+//! Strong consistency under faults: transactional writes through a real
+//! `praefect` process to three real nodes while a node is killed, paused or
+//! cut off, or the router itself is killed. Every acknowledged write must
+//! survive, replicas must converge to the same state, hold only values some
+//! client wrote, and pass `git fsck`. Each test prints its counts.
+
+#![allow(clippy::disallowed_methods, reason = "tests inspect replicas with git")]
+
+use crate::support::cluster::{NodeProc, RouterProc};
+use crate::support::pg::TestDb;
+use crate::support::router::{NODE_TOKEN, VS, converged, git, git_via, migrated_db, repo, work_tree};
+use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
+use cairn_proto::gitaly::{CreateRepositoryRequest, WriteRefRequest};
+use cairn_router::db::Db;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const RELATIVE: &str = "project.git";
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+struct Fixture {
+    _test_db: TestDb,
+    db: Db,
+    nodes: Vec<NodeProc>,
+    router: RouterProc,
+    tmp: tempfile::TempDir,
+    /// A work tree holding the repository's first commits (on main).
+    base: PathBuf,
+}
+
+impl Fixture {
+    /// Three nodes, a `praefect` process, and `project.git` created and
+    /// pushed through it, converged everywhere.
+    async fn start() -> Self {
+        let (test_db, db) = migrated_db().await;
+        let nodes: Vec<NodeProc> = ["s1", "s2", "s3"].iter().map(|s| NodeProc::start(s, NODE_TOKEN)).collect();
+        let mut config = format!(
+            "name = \"consistency-router\"\n{}\n[logging]\nlevel = \"warn\"\n[[virtual_storage]]\nname = \"{VS}\"\n",
+            test_db.toml()
+        );
+        for n in &nodes {
+            config.push_str(&n.router_entry());
+        }
+        let router = RouterProc::start(&config);
+        let channel = crate::support::unix_channel(&router.socket).await;
+        RepositoryServiceClient::new(channel)
+            .create_repository(CreateRepositoryRequest { repository: Some(repo(RELATIVE)), ..Default::default() })
+            .await
+            .expect("create through the router");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let base = work_tree(tmp.path(), 3);
+        let out = git_via(&router.address(), RELATIVE, Some(&base), &["push", "host:project.git", "main"], false).await;
+        assert!(out.status.success(), "first push: {}", String::from_utf8_lossy(&out.stderr));
+        let fixture = Self { _test_db: test_db, db, nodes, router, tmp, base };
+        converged(&fixture.db, &fixture.nodes, RELATIVE).await;
+        fixture
+    }
+
+    async fn primary(&self) -> String {
+        self.db.repository(VS, RELATIVE).await.expect("db").expect("recorded").primary.expect("a primary")
+    }
+
+    async fn replica_path(&self) -> String {
+        self.db.repository(VS, RELATIVE).await.expect("db").expect("recorded").replica_path
+    }
+
+    fn node(&self, storage: &str) -> &NodeProc {
+        self.nodes.iter().find(|n| n.storage_name == storage).expect("known storage")
+    }
+
+    fn node_mut(&mut self, storage: &str) -> &mut NodeProc {
+        self.nodes.iter_mut().find(|n| n.storage_name == storage).expect("known storage")
+    }
+
+    /// The references of the replica on `storage`, read from its disk.
+    async fn refs(&self, storage: &str) -> BTreeMap<String, String> {
+        let path = self.node(storage).path_of(&self.replica_path().await);
+        git(&path, &["for-each-ref", "--format=%(refname) %(objectname)"])
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(r, o)| (r.to_owned(), o.to_owned())))
+            .collect()
+    }
+
+    /// `git fsck` of every running replica.
+    async fn fsck_everywhere(&self) {
+        let replica = self.replica_path().await;
+        for n in self.nodes.iter().filter(|n| n.is_running()) {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(n.path_of(&replica))
+                .args(["fsck", "--no-dangling", "--no-progress"])
+                .output()
+                .expect("git fsck runs");
+            assert!(
+                out.status.success(),
+                "git fsck on {}: {}{}",
+                n.storage_name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    async fn open_intents(&self) -> i64 {
+        self.db
+            .client()
+            .await
+            .expect("client")
+            .query_one("SELECT count(*) FROM write_intents", &[])
+            .await
+            .expect("count intents")
+            .get(0)
+    }
+}
+
+/// What the clients tried and what they were told.
+#[derive(Default)]
+struct Ledger {
+    attempted: AtomicUsize,
+    /// Every value any client tried to give each reference.
+    tried: Mutex<HashMap<String, HashSet<String>>>,
+    acked: Mutex<Vec<(String, String)>>,
+}
+
+impl Ledger {
+    fn try_write(&self, reference: &str, oid: &str) {
+        self.attempted.fetch_add(1, Ordering::SeqCst);
+        self.tried.lock().expect("ledger").entry(reference.to_owned()).or_default().insert(oid.to_owned());
+    }
+
+    fn ack(&self, reference: &str, oid: &str) {
+        self.acked.lock().expect("ledger").push((reference.to_owned(), oid.to_owned()));
+    }
+
+    fn acked(&self) -> Vec<(String, String)> {
+        self.acked.lock().expect("ledger").clone()
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().expect("ledger").len()
+    }
+
+    /// Values on a replica that no client ever wrote.
+    fn foreign(&self, refs: &BTreeMap<String, String>, base: &BTreeMap<String, String>) -> Vec<String> {
+        let tried = self.tried.lock().expect("ledger");
+        refs.iter()
+            .filter(|(r, o)| base.get(*r) != Some(o) && !tried.get(*r).is_some_and(|t| t.contains(*o)))
+            .map(|(r, o)| format!("{r}={o}"))
+            .collect()
+    }
+}
+
+/// Pushes new branches, each on a new commit, until `total` writes were
+/// attempted by all clients together.
+async fn pusher(router: String, base: PathBuf, dir: PathBuf, id: usize, next: Arc<AtomicUsize>, total: usize, ledger: Arc<Ledger>) {
+    let wt = dir.join(format!("pusher-{id}"));
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&base)
+        .arg(&wt)
+        .output()
+        .expect("git clone");
+    assert!(out.status.success(), "clone: {}", String::from_utf8_lossy(&out.stderr));
+    while next.fetch_add(1, Ordering::SeqCst) < total {
+        let n = ledger.attempted.load(Ordering::SeqCst);
+        std::fs::write(wt.join(format!("p{id}.txt")), format!("{n}\n")).expect("write");
+        git(&wt, &["add", "."]);
+        git(&wt, &["commit", "-q", "-m", &format!("pusher {id} write {n}")]);
+        let oid = git(&wt, &["rev-parse", "HEAD"]);
+        let reference = format!("refs/heads/p{id}-{n}");
+        ledger.try_write(&reference, &oid);
+        let spec = format!("HEAD:{reference}");
+        let args = ["push", "host:project.git", spec.as_str()];
+        let push = git_via(&router, RELATIVE, Some(&wt), &args, false);
+        match tokio::time::timeout(Duration::from_secs(120), push).await {
+            Ok(out) if out.status.success() => ledger.ack(&reference, &oid),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Creates branches with WriteRef at an existing commit until `total`
+/// writes were attempted by all clients together.
+async fn brancher(router: PathBuf, oid: String, id: usize, next: Arc<AtomicUsize>, total: usize, ledger: Arc<Ledger>) {
+    while next.fetch_add(1, Ordering::SeqCst) < total {
+        let n = ledger.attempted.load(Ordering::SeqCst);
+        let reference = format!("refs/heads/b{id}-{n}");
+        ledger.try_write(&reference, &oid);
+        let write = async {
+            let channel = crate::support::unix_channel(&router).await;
+            RepositoryServiceClient::new(channel)
+                .write_ref(WriteRefRequest {
+                    repository: Some(repo(RELATIVE)),
+                    r#ref: reference.clone().into_bytes(),
+                    revision: oid.clone().into_bytes(),
+                    old_revision: ZERO.into(),
+                })
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(120), write).await {
+            Ok(Ok(_)) => ledger.ack(&reference, &oid),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// `kill -9` of the primary's process group; restarted afterwards.
+    Kill,
+    /// SIGSTOP of the primary's process group (a partition: it neither
+    /// answers nor closes its connections), resumed after `PARTITION`.
+    Partition,
+}
+
+/// How long a partitioned primary stays cut off: longer than the failover
+/// window, so writes move to a new primary while it is away.
+const PARTITION: Duration = Duration::from_secs(8);
+
+/// `total` concurrent writes (pushes and branch creations from 8 clients)
+/// while the primary suffers `fault` after a random number of
+/// acknowledgements; then checks every acknowledged write.
+async fn writes_survive(fault: Fault, total: usize) {
+    let mut f = Fixture::start().await;
+    let base_refs = f.refs(&f.primary().await).await;
+    let base_oid = git(&f.base, &["rev-parse", "main"]);
+    let ledger = Arc::new(Ledger::default());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for id in 0..4 {
+        clients.push(tokio::spawn(pusher(
+            f.router.address(),
+            f.base.clone(),
+            f.tmp.path().to_owned(),
+            id,
+            next.clone(),
+            total,
+            ledger.clone(),
+        )));
+        clients.push(tokio::spawn(brancher(
+            f.router.socket.clone(),
+            base_oid.clone(),
+            id,
+            next.clone(),
+            total,
+            ledger.clone(),
+        )));
+    }
+    let at = fastrand::usize(total / 10..total / 2);
+    while ledger.acked_count() < at && clients.iter().any(|c| !c.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let victim = f.primary().await;
+    let hit = ledger.acked_count();
+    match fault {
+        Fault::Kill => f.node_mut(&victim).kill9(),
+        Fault::Partition => f.node(&victim).pause(true),
+    }
+    let faulted = Instant::now();
+    if let Fault::Partition = fault {
+        tokio::time::sleep(PARTITION).await;
+        f.node(&victim).pause(false);
+    }
+    for c in clients {
+        c.await.expect("client task");
+    }
+    let acked = ledger.acked();
+    let new_primary = f.primary().await;
+    let on_primary = f.refs(&new_primary).await;
+    let lost: Vec<&(String, String)> = acked.iter().filter(|(r, o)| on_primary.get(r) != Some(o)).collect();
+    eprintln!(
+        "consistency ({fault:?} of primary {victim} after {hit} acknowledgements; new primary {new_primary}; \
+         {:?} from the fault to the last write): writes attempted {}, acknowledged {}, found on the new primary {}",
+        faulted.elapsed(),
+        ledger.attempted.load(Ordering::SeqCst),
+        acked.len(),
+        acked.len() - lost.len(),
+    );
+    assert_ne!(new_primary, victim, "the router failed over");
+    assert!(lost.is_empty(), "acknowledged writes missing on the new primary: {lost:?}");
+    assert!(acked.len() > hit, "writes went on after the fault");
+
+    if let Fault::Kill = fault {
+        f.node_mut(&victim).restart();
+    }
+    converged(&f.db, &f.nodes, RELATIVE).await;
+    for n in &f.nodes {
+        let refs = f.refs(&n.storage_name).await;
+        let missing: Vec<&(String, String)> = acked.iter().filter(|(r, o)| refs.get(r) != Some(o)).collect();
+        assert!(missing.is_empty(), "{} lacks acknowledged writes after convergence: {missing:?}", n.storage_name);
+        let foreign = ledger.foreign(&refs, &base_refs);
+        assert!(foreign.is_empty(), "{} holds values no client wrote: {foreign:?}", n.storage_name);
+    }
+    f.fsck_everywhere().await;
+    eprintln!("consistency ({fault:?}): all {} acknowledged writes found on every replica after convergence", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_kill_9_of_the_primary() {
+    writes_survive(Fault::Kill, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_a_partitioned_primary() {
+    writes_survive(Fault::Partition, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_secondary_is_outvoted_and_repaired() {
+    let f = Fixture::start().await;
+    let primary = f.primary().await;
+    let paused = f.nodes.iter().map(|n| n.storage_name.clone()).find(|s| *s != primary).expect("a secondary");
+    let wt = f.tmp.path().join("paused");
+    git(f.tmp.path(), &["clone", "-q", &f.base.display().to_string(), "paused"]);
+    std::fs::write(wt.join("x.txt"), "while paused\n").expect("write");
+    git(&wt, &["add", "."]);
+    git(&wt, &["commit", "-q", "-m", "while a secondary is paused"]);
+    let oid = git(&wt, &["rev-parse", "HEAD"]);
+
+    f.node(&paused).pause(true);
+    let started = Instant::now();
+    let out = git_via(&f.router.address(), RELATIVE, Some(&wt), &["push", "host:project.git", "HEAD:main"], false).await;
+    let took = started.elapsed();
+    let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
+    f.node(&paused).pause(false);
+    assert!(out.status.success(), "push with a paused secondary: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(state.is_up_to_date(&primary), "{state:?}");
+    assert!(!state.is_up_to_date(&paused), "the paused secondary is outdated: {state:?}");
+    let voters_up_to_date = f.nodes.iter().filter(|n| state.is_up_to_date(&n.storage_name)).count();
+    assert_eq!(voters_up_to_date, 2, "primary and the other secondary hold the write: {state:?}");
+
+    converged(&f.db, &f.nodes, RELATIVE).await;
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/main"), Some(&oid), "{}", n.storage_name);
+    }
+    f.fsck_everywhere().await;
+    eprintln!("consistency (paused secondary {paused}): push acknowledged in {took:?}; repaired after resume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_router_killed_mid_transaction_leaves_a_consistent_state() {
+    let mut f = Fixture::start().await;
+    let rounds = 4;
+    let mut landed = 0;
+    for round in 0..rounds {
+        let wt = f.tmp.path().join(format!("round-{round}"));
+        git(f.tmp.path(), &["clone", "-q", &f.base.display().to_string(), &format!("round-{round}")]);
+        for i in 0..40 {
+            std::fs::write(wt.join(format!("r{round}.txt")), format!("{i}\n")).expect("write");
+            git(&wt, &["add", "."]);
+            git(&wt, &["commit", "-q", "-m", &format!("round {round} commit {i}")]);
+        }
+        let oid = git(&wt, &["rev-parse", "HEAD"]);
+        let reference = format!("refs/heads/round-{round}");
+        let push = {
+            let (router, wt, spec) = (f.router.address(), wt.clone(), format!("HEAD:{reference}"));
+            tokio::spawn(async move { git_via(&router, RELATIVE, Some(&wt), &["push", "host:project.git", &spec], false).await })
+        };
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..400))).await;
+        f.router.kill9();
+        let out = push.await.expect("push task");
+        f.router.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.open_intents().await > 0 {
+            assert!(Instant::now() < deadline, "the restarted router settles what its predecessor left");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        converged(&f.db, &f.nodes, RELATIVE).await;
+        let values: Vec<Option<String>> = {
+            let mut v = Vec::new();
+            for n in &f.nodes {
+                v.push(f.refs(&n.storage_name).await.get(&reference).cloned());
+            }
+            v
+        };
+        assert!(values.windows(2).all(|w| w[0] == w[1]), "replicas agree on {reference}: {values:?}");
+        assert!(values[0].is_none() || values[0].as_deref() == Some(oid.as_str()), "{values:?}");
+        if out.status.success() {
+            assert_eq!(values[0].as_deref(), Some(oid.as_str()), "an acknowledged push is kept");
+        }
+        if values[0].is_some() {
+            landed += 1;
+        }
+        f.fsck_everywhere().await;
+    }
+    eprintln!("consistency (router kill -9 mid-push): {rounds} rounds, {landed} pushes landed everywhere, none half-applied");
+}
