@@ -4,11 +4,9 @@
 //! phase. Writes carry `gitaly-reference-transaction` metadata; the node's
 //! hooks and handlers must vote over that same connection.
 
-#![allow(clippy::disallowed_methods, reason = "tests drive the real git CLI")]
-
 use crate::gitlab_api::{FakeGitlab, allowing, configure};
 use crate::hooks::{quarantines, refs, script};
-use crate::support::git::{Format, TestRepo};
+use crate::support::git::{Format, TestRepo, pack_of};
 use crate::support::{Node, STORAGE};
 use cairn_node::client::{AuthChannel, Connection, DialOptions};
 use cairn_node::transaction::encode_metadata;
@@ -20,7 +18,6 @@ use cairn_proto::gitaly::vote_transaction_response::TransactionState;
 use cairn_proto::gitaly::*;
 use sha1::Digest as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tonic::Code;
 
@@ -87,6 +84,33 @@ fn sync_vote(hook: &str) -> (Phase, Vec<u8>) {
     (Phase::SynchronizedPhase, sha1(format!("synchronize {hook} hook").as_bytes()))
 }
 
+/// The votes of a push that makes `change`, primary and secondary alike.
+fn push_votes(change: &str) -> Vec<(Phase, Vec<u8>)> {
+    let hash = sha1(change.as_bytes());
+    vec![
+        sync_vote("pre-receive"),
+        sync_vote("update"),
+        (Phase::PreparedPhase, hash.clone()),
+        (Phase::CommittedPhase, hash),
+        sync_vote("post-receive"),
+        // The closing vote every voter casts.
+        (Phase::CommittedPhase, vec![0; 20]),
+    ]
+}
+
+/// A node asking a fake GitLab (kept alive with its secret's directory).
+async fn node_with_gitlab() -> (FakeGitlab, tempfile::TempDir, Node) {
+    let (gitlab, url) = FakeGitlab::tcp(allowing()).await;
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let node = Node::start_with(|c| configure(c, &url, secrets.path())).await;
+    (gitlab, secrets, node)
+}
+
+/// Makes the repository's own pre-receive hook refuse every push.
+fn refuse_pushes(server: &TestRepo) {
+    script(&server.path.join("custom_hooks/pre-receive"), "cat >/dev/null\necho refused >&2\nexit 1");
+}
+
 /// `msg` tagged with transaction 7 for voter `node`.
 fn in_transaction<T>(msg: T, node: &str, primary: bool) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
@@ -107,17 +131,7 @@ fn setup(node: &Node, tmp: &Path) -> (TestRepo, String, Vec<u8>, String) {
     server.commit_on("main", &[("README", "server\n")], "server root");
     let client = TestRepo::create(tmp, "client.git", Format::Sha1);
     let pushed = client.commit_on("topic", &[("file", "client side\n")], "client commit");
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(&client.path)
-        .args(["pack-objects", "--stdout", "--revs"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pack-objects");
-    use std::io::Write as _;
-    child.stdin.take().expect("piped").write_all(format!("{pushed}\n").as_bytes()).expect("write");
-    let pack = child.wait_with_output().expect("pack").stdout;
+    let pack = pack_of(&client.path, &pushed);
     let change = format!("{} {pushed} refs/heads/topic\n", "0".repeat(40));
     (server, pushed, pack, change)
 }
@@ -175,19 +189,7 @@ async fn push_votes_on_its_reference_updates() {
     result.unwrap_or_else(|s| panic!("push: {s:?}\n{output}"));
     assert!(output.contains("ok refs/heads/topic"), "{output}");
     assert_eq!(server.git(&["rev-parse", "refs/heads/topic"]), pushed);
-    let hash = sha1(change.as_bytes());
-    assert_eq!(
-        router.votes("gitaly-1"),
-        vec![
-            sync_vote("pre-receive"),
-            sync_vote("update"),
-            (Phase::PreparedPhase, hash.clone()),
-            (Phase::CommittedPhase, hash),
-            sync_vote("post-receive"),
-            // The closing vote every voter casts.
-            (Phase::CommittedPhase, vec![0; 20]),
-        ]
-    );
+    assert_eq!(router.votes("gitaly-1"), push_votes(&change));
     assert!(router.stops.lock().expect("lock").is_empty());
 }
 
@@ -215,13 +217,11 @@ async fn aborted_vote_leaves_the_reference_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secondary_leaves_gitlab_and_custom_hooks_to_the_primary_but_votes() {
-    let (gitlab, url) = FakeGitlab::tcp(allowing()).await;
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let node = Node::start_with(|c| configure(c, &url, secrets.path())).await;
+    let (gitlab, _secrets, node) = node_with_gitlab().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let (server, pushed, pack, change) = setup(&node, tmp.path());
-    // A hook that would refuse: only the primary runs it.
-    script(&server.path.join("custom_hooks/pre-receive"), "cat >/dev/null\necho refused >&2\nexit 1");
+    // Only the primary runs the repository's hooks.
+    refuse_pushes(&server);
     let router = FakeRouter::default();
     let conn = router.dial(&node).await;
 
@@ -229,28 +229,15 @@ async fn secondary_leaves_gitlab_and_custom_hooks_to_the_primary_but_votes() {
     result.unwrap_or_else(|s| panic!("push: {s:?}\n{output}"));
     assert_eq!(server.git(&["rev-parse", "refs/heads/topic"]), pushed);
     assert_eq!(gitlab.paths(), Vec::<String>::new(), "a secondary does not call GitLab");
-    let hash = sha1(change.as_bytes());
-    assert_eq!(
-        router.votes("gitaly-2"),
-        vec![
-            sync_vote("pre-receive"),
-            sync_vote("update"),
-            (Phase::PreparedPhase, hash.clone()),
-            (Phase::CommittedPhase, hash),
-            sync_vote("post-receive"),
-            (Phase::CommittedPhase, vec![0; 20]),
-        ]
-    );
+    assert_eq!(router.votes("gitaly-2"), push_votes(&change));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_whose_hook_refuses_stops_the_transaction() {
-    let (gitlab, url) = FakeGitlab::tcp(allowing()).await;
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let node = Node::start_with(|c| configure(c, &url, secrets.path())).await;
+    let (gitlab, _secrets, node) = node_with_gitlab().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let (server, pushed, pack, _) = setup(&node, tmp.path());
-    script(&server.path.join("custom_hooks/pre-receive"), "cat >/dev/null\necho refused >&2\nexit 1");
+    refuse_pushes(&server);
     let router = FakeRouter::default();
     let conn = router.dial(&node).await;
     let before = refs(&server.path);

@@ -190,16 +190,16 @@ where
     F: Future<Output = Result<(), Failure>>,
 {
     let voting = payload.transaction.clone().map(|t| deps.transactions.voting(t, repository));
-    if voting.as_ref().is_none_or(|v| v.transaction().primary) {
-        if let Err(failure) = run.await {
-            if let Some(v) = &voting {
-                tracing::warn!(hook, "stopping transaction because the hook failed");
-                if let Err(e) = v.stop().await {
-                    tracing::error!(hook, error = %crate::error::error_chain(&e), "failed stopping transaction");
-                }
+    if voting.as_ref().is_none_or(|v| v.transaction().primary)
+        && let Err(failure) = run.await
+    {
+        if let Some(v) = &voting {
+            tracing::warn!(hook, "stopping transaction because the hook failed");
+            if let Err(e) = v.stop().await {
+                tracing::error!(hook, error = %crate::error::error_chain(&e), "failed stopping transaction");
             }
-            return Err(failure);
         }
+        return Err(failure);
     }
     let Some(voting) = voting else { return Ok(()) };
     let vote = crate::transaction::vote_of(format!("synchronize {hook} hook").as_bytes());
