@@ -432,3 +432,47 @@ async fn malformed_metadata_and_missing_backchannel_are_refused() {
     client.write_ref(write()).await.expect("WriteRef outside transactions");
     assert_eq!(server.git(&["rev-parse", "refs/heads/copy"]), main);
 }
+
+/// Not a check: how much a transaction adds to a push and to a WriteRef
+/// (votes answered at once by the fake router). Run with
+/// `cargo test -p cairn-node --test it transaction_overhead -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn transaction_overhead() {
+    const ROUNDS: usize = 20;
+    let node = Node::start().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, pushed, pack, _) = setup(&node, tmp.path());
+    let router = FakeRouter::default();
+    let conn = router.dial(&node).await;
+    let mut client = RepositoryServiceClient::new(conn.channel());
+    for tx in [None, Some(("gitaly-1", true))] {
+        let start = std::time::Instant::now();
+        for _ in 0..ROUNDS {
+            let (output, result) = push(conn.channel(), &node, &pushed, &pack, tx).await;
+            result.unwrap_or_else(|s| panic!("push: {s:?}\n{output}"));
+            server.git(&["update-ref", "-d", "refs/heads/topic"]);
+        }
+        let push_ms = start.elapsed().as_secs_f64() * 1000.0 / ROUNDS as f64;
+        let start = std::time::Instant::now();
+        for i in 0..ROUNDS {
+            let msg = WriteRefRequest {
+                repository: Some(repository(&node)),
+                r#ref: format!("refs/heads/w{i}").into_bytes(),
+                revision: pushed.clone().into_bytes(),
+                ..Default::default()
+            };
+            let req = match tx {
+                Some((name, primary)) => in_transaction(msg, name, primary),
+                None => tonic::Request::new(msg),
+            };
+            client.write_ref(req).await.expect("WriteRef");
+        }
+        let write_ms = start.elapsed().as_secs_f64() * 1000.0 / ROUNDS as f64;
+        println!("transaction={}: push {push_ms:.1} ms, WriteRef {write_ms:.1} ms", tx.is_some());
+        for i in 0..ROUNDS {
+            server.git(&["update-ref", "-d", &format!("refs/heads/w{i}")]);
+        }
+    }
+    assert_eq!(router.votes("gitaly-1").len(), ROUNDS * (6 + 2));
+}
