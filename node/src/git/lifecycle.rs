@@ -117,19 +117,32 @@ where
 }
 
 /// Removes the repository at `target`: renamed into `tmp_root` under the
-/// lock, then deleted. Readers see it either whole or gone.
-pub async fn remove(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
-    let target = target.to_owned();
-    let tmp_root = tmp_root.to_owned();
-    let staged = tokio::task::spawn_blocking(move || -> Result<tempfile::TempDir, GitError> {
-        if !exists(&target) {
+/// lock, then deleted. Readers see it either whole or gone. `vote` takes
+/// part in a router's transaction: called in the prepared phase under the
+/// lock before the rename (a failure leaves the repository in place) and in
+/// the committed phase after it.
+pub async fn remove<E, V, VFut>(target: &Path, tmp_root: &Path, vote: V) -> Result<(), E>
+where
+    E: From<GitError>,
+    V: Fn(Phase) -> VFut,
+    VFut: std::future::Future<Output = Result<(), E>>,
+{
+    let (path, tmp) = (target.to_owned(), tmp_root.to_owned());
+    let lock = blocking("remove repository", move || -> Result<RepoLock, GitError> {
+        if !exists(&path) {
             return Err(GitError::NotFound("repository does not exist"));
         }
-        std::fs::create_dir_all(&tmp_root).map_err(GitError::io("create temporary directory"))?;
-        let _lock = RepoLock::acquire(&target)?;
-        if !exists(&target) {
+        std::fs::create_dir_all(&tmp).map_err(GitError::io("create temporary directory"))?;
+        let lock = RepoLock::acquire(&path)?;
+        if !exists(&path) {
             return Err(GitError::NotFound("repository was concurrently removed"));
         }
+        Ok(lock)
+    })
+    .await?;
+    vote(Phase::Prepared).await?;
+    let (target, tmp_root) = (target.to_owned(), tmp_root.to_owned());
+    let staged = blocking("remove repository", move || -> Result<tempfile::TempDir, GitError> {
         let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dest = tempfile::Builder::new()
             .prefix(&format!("{base}+removed-"))
@@ -141,12 +154,21 @@ pub async fn remove(target: &Path, tmp_root: &Path) -> Result<(), GitError> {
         }
         Ok(dest)
     })
-    .await
-    .map_err(|e| GitError::Io { step: "remove repository", source: std::io::Error::other(e) })??;
+    .await?;
     // Deleting a large repository takes a while; the repository is already
     // gone from its path, so the RPC does not wait for it.
     tokio::task::spawn_blocking(move || drop(staged));
+    vote(Phase::Committed).await?;
+    drop(lock);
     Ok(())
+}
+
+/// Runs file-system work of `step` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: &'static str,
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| GitError::Io { step, source: std::io::Error::other(e) })?
 }
 
 /// Creates the repository at `target` by letting `seed` build it at a fresh
@@ -192,7 +214,12 @@ pub async fn discard_invalid(target: &Path, tmp_root: &Path) -> Result<(), GitEr
     if !exists(target) {
         return Ok(());
     }
-    remove(target, tmp_root).await
+    remove(target, tmp_root, no_vote_on).await
+}
+
+/// Casts no vote on a removal outside any router transaction.
+pub async fn no_vote_on<E>(_: Phase) -> Result<(), E> {
+    Ok(())
 }
 
 /// Hashes the new repository, makes it durable and takes the repository

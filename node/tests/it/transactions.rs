@@ -402,6 +402,36 @@ async fn create_repository_votes_and_an_abort_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_repository_votes_and_an_abort_keeps_it() {
+    let node = Node::start().await;
+    node.create_repo("kept.git", Format::Sha1);
+    node.create_repo("removed.git", Format::Sha1);
+    let router = FakeRouter::default();
+    let conn = router.dial(&node).await;
+    let mut client = RepositoryServiceClient::new(conn.channel());
+    let remove = |relative: &str| {
+        in_transaction(RemoveRepositoryRequest { repository: Some(node.repo(relative)) }, "gitaly-1", true)
+    };
+
+    client.remove_repository(remove("removed.git")).await.expect("RemoveRepository");
+    assert!(!node.storage.join("removed.git").exists());
+    assert_eq!(
+        router.votes("gitaly-1"),
+        vec![
+            (Phase::PreparedPhase, sha1(b"pre-remove removed.git")),
+            (Phase::CommittedPhase, sha1(b"post-remove removed.git"))
+        ]
+    );
+
+    router.votes.lock().expect("lock").clear();
+    router.abort_in(Phase::PreparedPhase);
+    let status = client.remove_repository(remove("kept.git")).await.expect_err("aborted");
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(node.storage.join("kept.git/HEAD").is_file(), "the repository stays");
+    assert!(!node.storage.join("kept.git.lock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_metadata_and_missing_backchannel_are_refused() {
     let node = Node::start().await;
     let server = node.create_repo("tx.git", Format::Sha1);

@@ -99,7 +99,8 @@ impl repository_service_server::RepositoryService for RepositoryService {
         &self,
         req: Request<RemoveRepositoryRequest>,
     ) -> Result<Response<RemoveRepositoryResponse>, Status> {
-        respond(remove_repository::handle(&self.deps, req.into_inner()).await)
+        let voting = self.voting(&req, |r| r.repository.as_ref())?;
+        respond(remove_repository::handle(&self.deps, req.into_inner(), voting).await)
     }
 
     async fn object_format(&self, req: Request<ObjectFormatRequest>) -> Result<Response<ObjectFormatResponse>, Status> {
