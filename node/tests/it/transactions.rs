@@ -7,6 +7,7 @@
 use crate::gitlab_api::{FakeGitlab, allowing, configure};
 use crate::hooks::{quarantines, refs, script};
 use crate::support::git::{Format, TestRepo, pack_of};
+use crate::support::wire::HttpFrontDoor;
 use crate::support::{Node, STORAGE};
 use cairn_node::client::{AuthChannel, Connection, DialOptions};
 use cairn_node::transaction::encode_metadata;
@@ -330,6 +331,53 @@ async fn fetch_source_branch_votes() {
     assert_eq!(server.git(&["rev-parse", "refs/merge-requests/1/head"]), feature);
     let hash = sha1(format!("{} {feature} refs/merge-requests/1/head\n", "0".repeat(40)).as_bytes());
     assert_eq!(router.votes("gitaly-1"), vec![(Phase::PreparedPhase, hash.clone()), (Phase::CommittedPhase, hash)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_remote_votes_on_the_update_and_on_the_references() {
+    let node = Node::start().await;
+    let src = node.create_repo("src.git", Format::Sha1);
+    let one = src.commit_on("main", &[("a", "a\n")], "one");
+    let front = tokio::task::block_in_place(|| HttpFrontDoor::start(&node, STORAGE));
+    let dst = node.create_repo("tx.git", Format::Sha1);
+    let router = FakeRouter::default();
+    let conn = router.dial(&node).await;
+    let mut client = RepositoryServiceClient::new(conn.channel());
+    let fetch = || {
+        let msg = FetchRemoteRequest {
+            repository: Some(repository(&node)),
+            remote_params: Some(Remote { url: front.url("src.git"), ..Default::default() }),
+            force: true,
+            timeout: 60,
+            ..Default::default()
+        };
+        in_transaction(msg, "gitaly-1", true)
+    };
+    // What upstream votes on after the fetch: the default for-each-ref listing.
+    let listing = || (Phase::UnknownPhase, sha1(format!("{}\n", dst.git(&["for-each-ref"])).as_bytes()));
+
+    client.fetch_remote(fetch()).await.expect("FetchRemote");
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/main"]), one);
+    // git also reports HEAD, which points at the branch the fetch created.
+    let zero = "0".repeat(40);
+    let hash = sha1(format!("{zero} {one} refs/heads/main\n{zero} {one} HEAD\n").as_bytes());
+    assert_eq!(
+        router.votes("gitaly-1"),
+        vec![(Phase::PreparedPhase, hash.clone()), (Phase::CommittedPhase, hash), listing()]
+    );
+
+    // Nothing new: git updates nothing, the listing vote is still cast.
+    router.votes.lock().expect("lock").clear();
+    client.fetch_remote(fetch()).await.expect("FetchRemote again");
+    assert_eq!(router.votes("gitaly-1"), vec![listing()]);
+
+    // Refused in prepared: the references stay as they were.
+    router.votes.lock().expect("lock").clear();
+    router.abort_in(Phase::PreparedPhase);
+    let two = src.commit_on("main", &[("b", "b\n")], "two");
+    client.fetch_remote(fetch()).await.expect_err("aborted");
+    assert_eq!(dst.git(&["rev-parse", "refs/heads/main"]), one);
+    assert_ne!(one, two);
 }
 
 fn hooks_archive() -> Vec<u8> {
