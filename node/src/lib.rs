@@ -19,6 +19,7 @@ pub mod server;
 pub mod service;
 pub mod signing;
 pub mod storage;
+pub mod transaction;
 pub mod transport;
 
 /// The Gitaly protocol version this node speaks.

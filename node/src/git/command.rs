@@ -23,6 +23,8 @@ pub enum Subcommand {
     Init,
     UpdateRef,
     SymbolicRef,
+    /// `git for-each-ref`: the reference listing FetchRemote votes on.
+    ForEachRef,
     RevParse,
     Config,
     Bundle,
@@ -51,6 +53,7 @@ impl Subcommand {
             Self::Init => "init",
             Self::UpdateRef => "update-ref",
             Self::SymbolicRef => "symbolic-ref",
+            Self::ForEachRef => "for-each-ref",
             Self::RevParse => "rev-parse",
             Self::Config => "config",
             Self::Bundle => "bundle",

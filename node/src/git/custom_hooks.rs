@@ -6,6 +6,8 @@
 //! regular files are accepted: a link in an archive could point anywhere.
 
 use super::GitError;
+use crate::transaction::Vote;
+use sha1::Digest as _;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt as _;
@@ -86,6 +88,32 @@ fn extract(archive: &[u8], dest: &Path) -> Result<(), GitError> {
 /// Replaces the hooks of the repository at `repo` with the archive's
 /// `custom_hooks/` members (an empty archive removes all hooks).
 pub fn replace(repo: &Path, tmp_root: &Path, archive: &[u8]) -> Result<(), GitError> {
+    stage(repo, tmp_root, archive)?.install()?;
+    Ok(())
+}
+
+/// New hooks extracted next to the repository, its hooks locked until this
+/// is dropped; [`Staged::install`] swaps them in. Dropping it without
+/// installing changes nothing.
+#[derive(Debug)]
+pub struct Staged {
+    repo: PathBuf,
+    staging: tempfile::TempDir,
+    new_hooks: PathBuf,
+    _lock: LockFile,
+}
+
+/// Locks the hooks of the repository at `repo` and extracts the archive's
+/// `custom_hooks/` members aside (an empty archive: no hooks).
+pub fn stage(repo: &Path, tmp_root: &Path, archive: &[u8]) -> Result<Staged, GitError> {
+    let lock_path = repo.join(format!("{DIR}.lock"));
+    let lock = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock_path) {
+        Ok(f) => LockFile(lock_path, f),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(GitError::ReferenceLocked("custom hooks are being updated concurrently".into()));
+        }
+        Err(e) => return Err(GitError::Io { step: "lock custom hooks", source: e }),
+    };
     std::fs::create_dir_all(tmp_root).map_err(GitError::io("create temporary directory"))?;
     let staging = tempfile::Builder::new()
         .prefix("hooks-")
@@ -99,27 +127,61 @@ pub fn replace(repo: &Path, tmp_root: &Path, archive: &[u8]) -> Result<(), GitEr
     }
     std::fs::set_permissions(&new_hooks, std::fs::Permissions::from_mode(0o755))
         .map_err(GitError::io("set hooks directory permissions"))?;
-
-    let lock_path = repo.join(format!("{DIR}.lock"));
-    let _lock = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock_path) {
-        Ok(f) => LockFile(lock_path, f),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(GitError::ReferenceLocked("custom hooks are being updated concurrently".into()));
-        }
-        Err(e) => return Err(GitError::Io { step: "lock custom hooks", source: e }),
-    };
-    let current = repo.join(DIR);
-    let previous = staging.path().join("previous");
-    match std::fs::rename(&current, &previous) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(GitError::Io { step: "move current hooks aside", source: e }),
-    }
-    std::fs::rename(&new_hooks, &current).map_err(GitError::io("move new hooks into place"))?;
-    File::open(repo).and_then(|d| d.sync_all()).map_err(GitError::io("sync repository directory"))?;
-    Ok(())
+    Ok(Staged { repo: repo.to_owned(), staging, new_hooks, _lock: lock })
 }
 
+impl Staged {
+    /// The vote on the new hooks (see [`directory_vote`]).
+    pub fn vote(&self) -> Result<Vote, GitError> {
+        directory_vote(&self.new_hooks).map_err(GitError::io("hash new hooks"))
+    }
+
+    /// Swaps the new hooks in; the vote on the hooks now installed.
+    pub fn install(&self) -> Result<Vote, GitError> {
+        let current = self.repo.join(DIR);
+        let previous = self.staging.path().join("previous");
+        match std::fs::rename(&current, &previous) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GitError::Io { step: "move current hooks aside", source: e }),
+        }
+        std::fs::rename(&self.new_hooks, &current).map_err(GitError::io("move new hooks into place"))?;
+        File::open(&self.repo).and_then(|d| d.sync_all()).map_err(GitError::io("sync repository directory"))?;
+        directory_vote(&current).map_err(GitError::io("hash installed hooks"))
+    }
+}
+
+/// The vote on a hooks directory, as upstream computes it: for every entry
+/// in lexical path order (the directory itself first, as `.`), its path
+/// relative to `dir`, its mode as Go reports it (big-endian, the directory
+/// bit on top), and a file's contents.
+pub fn directory_vote(dir: &Path) -> std::io::Result<Vote> {
+    fn entry(path: &Path, rel: &Path, hash: &mut sha1::Sha1) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        let name = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        hash.update(name.as_os_str().as_encoded_bytes());
+        let mode = meta.permissions().mode() & 0o777 | if meta.is_dir() { GO_MODE_DIR } else { 0 };
+        hash.update(mode.to_be_bytes());
+        if meta.is_dir() {
+            let mut children: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+            children.sort_by_key(|e| e.file_name());
+            for child in children {
+                entry(&child.path(), &rel.join(child.file_name()), hash)?;
+            }
+        } else {
+            std::io::copy(&mut File::open(path)?, hash)?;
+        }
+        Ok(())
+    }
+    let mut hash = sha1::Sha1::new();
+    entry(dir, Path::new(""), &mut hash)?;
+    Ok(hash.finalize().into())
+}
+
+/// Go's `fs.ModeDir`.
+const GO_MODE_DIR: u32 = 1 << 31;
+
+#[derive(Debug)]
 struct LockFile(PathBuf, #[allow(dead_code, reason = "held open for the lock's lifetime")] File);
 
 impl Drop for LockFile {

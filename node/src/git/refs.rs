@@ -1,5 +1,6 @@
 //! Reference names, revisions and atomic reference updates.
 
+use super::wire::Hooks;
 use super::{CommandError, CommandFactory, GitCommand, GitError, Subcommand};
 use std::path::Path;
 
@@ -55,11 +56,14 @@ pub struct RefUpdate {
 }
 
 /// Applies all updates in one `git update-ref --stdin` transaction: either
-/// every reference changes or none does.
+/// every reference changes or none does. With `hooks` (a router's
+/// transaction) git's reference-transaction hook votes on the change and
+/// can stop it before it is committed.
 pub async fn update(
     factory: &CommandFactory,
     repo: &Path,
     updates: &[RefUpdate],
+    hooks: Option<&Hooks>,
     correlation_id: Option<&str>,
 ) -> Result<(), GitError> {
     let mut input = Vec::new();
@@ -77,18 +81,23 @@ pub async fn update(
     }
     input.extend_from_slice(b"prepare\0commit\0");
     let cmd = GitCommand::new(Subcommand::UpdateRef).git_dir(repo).flag("-z").flag("--stdin").stdin(input);
-    match factory.run(cmd, correlation_id).await {
+    match factory.run(with_hooks(cmd, hooks), correlation_id).await {
         Ok(_) => Ok(()),
         Err(CommandError::Failed { stderr, .. }) => Err(classify_update_error(stderr)),
         Err(e) => Err(e.into()),
     }
 }
 
+/// What git says when the reference-transaction hook refused (a vote was
+/// not committed).
+const ABORTED_BY_HOOK: &str = "aborted by hook";
+
 fn classify_update_error(stderr: String) -> GitError {
     let msg = stderr.trim_start_matches("fatal: ").to_owned();
     if msg.contains(".lock': File exists") || msg.contains("reference is already locked") {
         GitError::ReferenceLocked(msg)
     } else if msg.contains("cannot lock ref")
+        || msg.contains(ABORTED_BY_HOOK)
         || msg.contains("reference already exists")
         || msg.contains("but expected")
     {
@@ -99,15 +108,37 @@ fn classify_update_error(stderr: String) -> GitError {
 }
 
 /// Points HEAD at `target` (a full reference name such as `refs/heads/main`).
+/// git (2.47 and later) runs the reference-transaction hook for
+/// symbolic-ref too, so `hooks` votes on the change as for [`update`].
 pub async fn set_head(
     factory: &CommandFactory,
     repo: &Path,
     target: &str,
+    hooks: Option<&Hooks>,
     correlation_id: Option<&str>,
 ) -> Result<(), GitError> {
     let cmd = GitCommand::new(Subcommand::SymbolicRef).git_dir(repo).arg("HEAD").arg(target);
-    factory.run(cmd, correlation_id).await?;
-    Ok(())
+    match factory.run(with_hooks(cmd, hooks), correlation_id).await {
+        Ok(_) => Ok(()),
+        Err(CommandError::Failed { stderr, .. }) if stderr.contains(ABORTED_BY_HOOK) => {
+            Err(GitError::ReferenceUpdate(stderr.trim_start_matches("fatal: ").to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `git for-each-ref` in its default format (`<oid> <type>\t<name>` lines),
+/// upstream's basis for a vote on all references of a repository.
+pub async fn listing(factory: &CommandFactory, repo: &Path, correlation_id: Option<&str>) -> Result<Vec<u8>, GitError> {
+    let out = factory.run(GitCommand::new(Subcommand::ForEachRef).git_dir(repo), correlation_id).await?;
+    Ok(out.stdout)
+}
+
+fn with_hooks(cmd: GitCommand, hooks: Option<&Hooks>) -> GitCommand {
+    match hooks {
+        Some(h) => h.apply(cmd),
+        None => cmd,
+    }
 }
 
 #[cfg(test)]

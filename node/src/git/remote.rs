@@ -332,6 +332,9 @@ pub struct FetchUrlOptions {
     pub prune: bool,
     pub no_tags: bool,
     pub ssh_command: String,
+    /// The reference-transaction hook inside a router's transaction: the
+    /// atomic fetch is one reference transaction, voted on by the hook.
+    pub hooks: Option<super::wire::Hooks>,
 }
 
 /// What a fetch changed.
@@ -399,7 +402,11 @@ pub async fn fetch_url(
             &format!("Authorization: {}", opts.remote.authorization),
         );
     }
-    let out = factory.run(cmd.arg(ADHOC_REMOTE), correlation_id).await?;
+    cmd = cmd.arg(ADHOC_REMOTE);
+    if let Some(hooks) = &opts.hooks {
+        cmd = hooks.apply(cmd);
+    }
+    let out = factory.run(cmd, correlation_id).await?;
     Ok(parse_porcelain(&String::from_utf8_lossy(&out.stdout)))
 }
 

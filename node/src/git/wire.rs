@@ -101,6 +101,24 @@ pub struct Hooks {
     pub log_dir: Option<std::path::PathBuf>,
 }
 
+impl Hooks {
+    /// Makes `cmd` run git's hooks from the node's hooks directory with this
+    /// payload. Apply it after any request-supplied configuration, so a
+    /// request cannot turn hooks off.
+    pub fn apply(&self, cmd: GitCommand) -> GitCommand {
+        self.environment(cmd.config("core.hooksPath", &self.dir.to_string_lossy()))
+    }
+
+    /// The payload and log directory gitaly-hooks reads.
+    fn environment(&self, mut cmd: GitCommand) -> GitCommand {
+        cmd = cmd.env("GITALY_HOOKS_PAYLOAD", self.payload.clone());
+        if let Some(d) = &self.log_dir {
+            cmd = cmd.env("GITALY_LOG_DIR", d.clone());
+        }
+        cmd
+    }
+}
+
 fn apply(mut cmd: GitCommand, opts: &WireOptions) -> GitCommand {
     for (k, v) in &opts.config {
         cmd = cmd.config(k, v);
@@ -141,10 +159,7 @@ pub fn upload_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOpt
     request.config.retain(|(k, _)| !k.eq_ignore_ascii_case(PACK_OBJECTS_HOOK));
     cmd = apply(cmd.arg(repo), &request);
     if let Some(h) = &opts.hooks {
-        cmd = cmd.config(PACK_OBJECTS_HOOK, &h.binary.to_string_lossy()).env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
-        if let Some(d) = &h.log_dir {
-            cmd = cmd.env("GITALY_LOG_DIR", d.clone());
-        }
+        cmd = h.environment(cmd.config(PACK_OBJECTS_HOOK, &h.binary.to_string_lossy()));
     }
     cmd
 }
@@ -182,13 +197,7 @@ pub fn receive_pack(repo: &Path, stateless: bool, advertise: bool, opts: &WireOp
     cmd = apply(cmd.arg(repo), opts);
     // After the request's configuration, so a request cannot turn hooks off.
     match &opts.hooks {
-        Some(h) => {
-            cmd = cmd.config("core.hooksPath", &h.dir.to_string_lossy()).env("GITALY_HOOKS_PAYLOAD", h.payload.clone());
-            if let Some(d) = &h.log_dir {
-                cmd = cmd.env("GITALY_LOG_DIR", d.clone());
-            }
-            cmd
-        }
+        Some(h) => h.apply(cmd),
         None => cmd.config("core.hooksPath", "/dev/null"),
     }
 }

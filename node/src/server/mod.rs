@@ -146,6 +146,7 @@ impl Server {
             storages: Storages::new(&config.storages),
             git: crate::git::CommandFactory::new(config.git_binary(), git_config, runtime_dir.clone()),
             repos: crate::git::Repositories::default(),
+            transactions: crate::transaction::Manager::default(),
             config: Arc::new(config),
         };
         let stack = Stack::new(State {
@@ -303,9 +304,12 @@ pub async fn run(
 
     let connections = server.metrics.connections.clone();
     let internal_connections = connections.clone();
-    let incoming = listeners.incoming(BackchannelRegistry::default(), move |kind| {
+    // Routers' sessions register where votes look them up.
+    let backchannels = server.deps.transactions.backchannels().clone();
+    let incoming = listeners.incoming(backchannels, move |kind| {
         connections.get_or_create(&ConnectionLabels { r#type: kind.as_str() }).inc();
     });
+    // gitaly-hooks never opens a backchannel; the internal socket keeps its own registry.
     let internal_incoming = internal_listener.incoming(BackchannelRegistry::default(), move |kind| {
         internal_connections.get_or_create(&ConnectionLabels { r#type: kind.as_str() }).inc();
     });

@@ -47,6 +47,9 @@ pub struct Deps {
     /// GitLab's internal API, which receive hooks call when `[gitlab] url`
     /// is configured.
     pub gitlab: Option<Arc<crate::gitlab::Client>>,
+    /// Votes in routers' reference transactions, over the backchannels of
+    /// the node's listeners (its registry is the one they register in).
+    pub transactions: crate::transaction::Manager,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or
@@ -131,6 +134,14 @@ pub(crate) fn open_repo(repos: &Repositories, path: &RepoPath) -> Result<Repo> {
 /// A resolved repository's quarantine, for git processes.
 pub(crate) fn quarantine(path: &RepoPath) -> crate::git::repo::Quarantine {
     crate::git::repo::Quarantine { object_dir: path.object_dir.clone(), alternates: path.alternate_object_dirs.clone() }
+}
+
+/// The router's transaction a request takes part in (see
+/// [`crate::transaction::from_request`]).
+pub(crate) fn transaction<T>(
+    req: &tonic::Request<T>,
+) -> std::result::Result<Option<crate::transaction::Transaction>, tonic::Status> {
+    crate::transaction::from_request(req).map_err(|e| Error::from(e).into())
 }
 
 /// The correlation id the client sent, for git's `CORRELATION_ID`.

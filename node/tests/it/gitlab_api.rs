@@ -24,7 +24,7 @@ const SECRET: &str = "the-shared-secret";
 
 /// One request the fake GitLab received.
 #[derive(Debug, Clone)]
-struct Call {
+pub(crate) struct Call {
     path: String,
     /// Whether `Gitlab-Shell-Api-Request` held a valid token.
     jwt_ok: bool,
@@ -34,11 +34,11 @@ struct Call {
 }
 
 /// Status, content type, body.
-type Reply = (u16, &'static str, String);
-type Handler = Arc<dyn Fn(Call) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type Reply = (u16, &'static str, String);
+pub(crate) type Handler = Arc<dyn Fn(Call) -> BoxFuture<'static, Reply> + Send + Sync>;
 
 /// The fake GitLab; stops serving when dropped.
-struct FakeGitlab {
+pub(crate) struct FakeGitlab {
     calls: Arc<Mutex<Vec<Call>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,12 +54,12 @@ impl FakeGitlab {
         self.calls.lock().expect("calls lock").clone()
     }
 
-    fn paths(&self) -> Vec<String> {
+    pub(crate) fn paths(&self) -> Vec<String> {
         self.calls().into_iter().map(|c| c.path).collect()
     }
 
     /// Serves on loopback TCP; the URL to configure.
-    async fn tcp(handler: Handler) -> (Self, String) {
+    pub(crate) async fn tcp(handler: Handler) -> (Self, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -172,7 +172,7 @@ fn json(status: u16, body: serde_json::Value) -> Reply {
 }
 
 /// A GitLab that allows everything and shows two messages after the push.
-fn allowing() -> Handler {
+pub(crate) fn allowing() -> Handler {
     Arc::new(|call: Call| {
         Box::pin(async move {
             match call.path.rsplit('/').next().unwrap_or_default() {
@@ -195,7 +195,7 @@ fn allowing() -> Handler {
 }
 
 /// Writes the secret file the node reads and points the config at `url`.
-fn configure(cfg: &mut cairn_node::config::Config, url: &str, secret_dir: &Path) {
+pub(crate) fn configure(cfg: &mut cairn_node::config::Config, url: &str, secret_dir: &Path) {
     let secret_file = secret_dir.join(".gitlab_secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write secret");
     cfg.gitlab.url = Some(url.to_owned());

@@ -22,6 +22,7 @@ mod replication;
 mod repository_reads;
 mod repository_service;
 mod server_service;
+mod transactions;
 mod unimplemented;
 mod walk_repos;
 mod wire;

@@ -13,7 +13,7 @@ use cairn_proto::gitaly::smart_http_service_client::SmartHttpServiceClient;
 use cairn_proto::gitaly::ssh_service_client::SshServiceClient;
 use cairn_proto::gitaly::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A gitaly-ssh payload for `relative` on the node's storage, in protojson.
@@ -400,19 +400,7 @@ async fn client_vanishing_mid_push_leaves_nothing_behind() {
     let pack = tokio::task::spawn_blocking({
         let local = local.clone();
         let commit = commit.clone();
-        move || {
-            let mut child = Command::new("git")
-                .arg("-C")
-                .arg(&local)
-                .args(["pack-objects", "--stdout", "--revs"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("pack-objects");
-            use std::io::Write as _;
-            child.stdin.take().expect("piped").write_all(format!("{commit}\n").as_bytes()).expect("write");
-            child.wait_with_output().expect("pack").stdout
-        }
+        move || crate::support::git::pack_of(&local, &commit)
     })
     .await
     .expect("join");

@@ -6,8 +6,11 @@
 //! status.
 //! A failing hook is an answer (`exit_status`), not an RPC error.
 //!
-//! Praefect transactions are not voted on: the node does not take part in
-//! them yet, so the hooks' synchronisation votes are skipped.
+//! Inside a router's transaction (the payload names one) only the primary
+//! runs the receive hooks' GitLab and custom-hook work; when it refuses, it
+//! stops the transaction so that secondaries do not wait for it. Every
+//! voter then casts a synchronising vote, and the reference-transaction
+//! hook votes on the reference updates themselves.
 
 mod pack_objects_hook_with_sidechannel;
 mod post_receive_hook;
@@ -23,6 +26,7 @@ use super::{Deps, respond};
 use crate::error::Error;
 use crate::hooks::custom::{self, Chunk, CustomHookError};
 use crate::hooks::payload::HooksPayload;
+use crate::transaction::Transaction;
 use cairn_proto::gitaly::*;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -83,6 +87,8 @@ enum Failure {
     Exit(i32),
     /// The hook refused for a reason of its own (exit 1 with this text).
     Message(String),
+    /// A transaction vote was not committed.
+    Vote(crate::transaction::TransactionError),
 }
 
 impl From<CustomHookError> for Failure {
@@ -168,6 +174,40 @@ impl Run<'_> {
     }
 }
 
+/// Runs a receive hook's work (`run`, on the primary or outside
+/// transactions only) as upstream does inside a transaction: a primary whose
+/// hook failed stops the transaction, and every voter then casts the
+/// synchronising vote for `hook`, so secondaries take their reference locks
+/// only once the primary's hook has finished.
+async fn transactional<F>(
+    deps: &Deps,
+    payload: &HooksPayload,
+    repository: &Repository,
+    hook: &str,
+    run: F,
+) -> Result<(), Failure>
+where
+    F: Future<Output = Result<(), Failure>>,
+{
+    let voting = payload.transaction.clone().map(|t| deps.transactions.voting(t, repository));
+    if voting.as_ref().is_none_or(|v| v.transaction().primary)
+        && let Err(failure) = run.await
+    {
+        if let Some(v) = &voting {
+            tracing::warn!(hook, "stopping transaction because the hook failed");
+            if let Err(e) = v.stop().await {
+                tracing::error!(hook, error = %crate::error::error_chain(&e), "failed stopping transaction");
+            }
+        }
+        return Err(failure);
+    }
+    let Some(voting) = voting else { return Ok(()) };
+    let vote = crate::transaction::vote_of(format!("synchronize {hook} hook").as_bytes());
+    voting.vote(vote, crate::transaction::Phase::Synchronized).await.map_err(|e| {
+        Failure::Message(format!("synchronizing {hook} hook: vote failed: {}", crate::error::error_chain(&e)))
+    })
+}
+
 /// The payload from the hook's environment, or upstream's message.
 fn payload(env: &[String]) -> Result<HooksPayload, Failure> {
     HooksPayload::from_env(env)
@@ -214,12 +254,14 @@ pub(in crate::service) struct Pusher<'a> {
 }
 
 /// The hooks a receive-pack for `repository` (already resolved to `path`)
-/// runs: the node's hooks directory and the payload describing the push.
+/// runs: the node's hooks directory and the payload describing the push,
+/// including the router's transaction the push takes part in.
 pub(in crate::service) async fn receive_pack_hooks(
     deps: &Deps,
     repository: &Repository,
     path: &crate::storage::RepoPath,
     pusher: Pusher<'_>,
+    transaction: Option<Transaction>,
     metadata: &tonic::metadata::MetadataMap,
 ) -> crate::error::Result<crate::git::wire::Hooks> {
     use crate::hooks::payload::{UserDetails, hook};
@@ -229,7 +271,24 @@ pub(in crate::service) async fn receive_pack_hooks(
         protocol: pusher.protocol.to_owned(),
         remote_ip: String::new(),
     };
-    hooks_for(deps, repository, path, hook::RECEIVE_PACK, user, metadata).await
+    hooks_for(deps, repository, path, hook::RECEIVE_PACK, Some(user), transaction, metadata).await
+}
+
+/// The hooks a reference-changing git command (update-ref, symbolic-ref,
+/// fetch) runs inside a router's transaction: the reference-transaction
+/// hook only, which votes. Outside transactions such commands run no
+/// hooks (`None`).
+pub(in crate::service) async fn transaction_hooks(
+    deps: &Deps,
+    repository: &Repository,
+    path: &crate::storage::RepoPath,
+    transaction: Option<&Transaction>,
+    metadata: &tonic::metadata::MetadataMap,
+) -> crate::error::Result<Option<crate::git::wire::Hooks>> {
+    use crate::hooks::payload::hook;
+    let Some(tx) = transaction else { return Ok(None) };
+    let hooks = hooks_for(deps, repository, path, hook::REFERENCE_TRANSACTION, None, Some(tx.clone()), metadata);
+    Ok(Some(hooks.await?))
 }
 
 /// The pack-objects hook an upload-pack for `repository` runs when the
@@ -254,7 +313,7 @@ pub(in crate::service) async fn upload_pack_hooks(
         protocol: protocol.to_owned(),
         remote_ip: get("remote_ip"),
     };
-    Ok(Some(hooks_for(deps, repository, path, hook::PACK_OBJECTS, user, metadata).await?))
+    Ok(Some(hooks_for(deps, repository, path, hook::PACK_OBJECTS, Some(user), None, metadata).await?))
 }
 
 async fn hooks_for(
@@ -262,7 +321,8 @@ async fn hooks_for(
     repository: &Repository,
     path: &crate::storage::RepoPath,
     requested_hooks: u32,
-    user: crate::hooks::payload::UserDetails,
+    user: Option<crate::hooks::payload::UserDetails>,
+    transaction: Option<Transaction>,
     metadata: &tonic::metadata::MetadataMap,
 ) -> crate::error::Result<crate::git::wire::Hooks> {
     use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue};
@@ -294,8 +354,8 @@ async fn hooks_for(
         runtime_dir: hooks.runtime_dir.display().to_string(),
         internal_socket: hooks.internal_socket.display().to_string(),
         internal_socket_token: deps.config.auth.token.clone(),
-        transaction: None,
-        user_details: Some(user),
+        transaction,
+        user_details: user,
         transaction_id: 0,
     };
     Ok(crate::git::wire::Hooks {

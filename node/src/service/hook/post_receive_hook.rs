@@ -20,7 +20,7 @@ pub(super) async fn handle(
     deps: &Deps,
     req: Request<Streaming<PostReceiveHookRequest>>,
 ) -> Result<BoxStream<PostReceiveHookResponse>> {
-    receive::handle(deps, req, run).await
+    receive::handle(deps, req, "post-receive", run).await
 }
 
 async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {

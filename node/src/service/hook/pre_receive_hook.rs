@@ -27,7 +27,7 @@ pub(super) async fn handle(
     deps: &Deps,
     req: Request<Streaming<PreReceiveHookRequest>>,
 ) -> Result<BoxStream<PreReceiveHookResponse>> {
-    receive::handle(deps, req, run).await
+    receive::handle(deps, req, "pre-receive", run).await
 }
 
 async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::Sender;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Streaming};
 
-use super::{Failure, Run, payload, read_stdin, stream_hook};
+use super::{Failure, Run, payload, read_stdin, stream_hook, transactional};
 use crate::error::Result;
 use crate::hooks::custom::Chunk;
 use crate::hooks::payload::HooksPayload;
@@ -95,11 +95,13 @@ impl Receive {
     }
 }
 
-/// Serves a receive hook: reads the request, then (on a transaction's
-/// primary or outside transactions) runs `hook`, streaming its output.
+/// Serves the receive hook `name`: reads the request, then (on a
+/// transaction's primary or outside transactions) runs `hook`, streaming its
+/// output, and takes part in the transaction (see [`transactional`]).
 pub(super) async fn handle<Req, Resp, H, F>(
     deps: &Deps,
     req: Request<Streaming<Req>>,
+    name: &'static str,
     hook: H,
 ) -> Result<BoxStream<Resp>>
 where
@@ -117,20 +119,17 @@ where
             let env = first.environment().to_vec();
             let payload = payload(&env)?;
             let changes = read_stdin(&mut stream, Req::into_stdin).await?;
-            // Transaction secondaries leave the checks to the primary.
-            if payload.transaction.as_ref().is_some_and(|t| !t.primary) {
-                return Ok(());
-            }
+            let repository = first.repository().cloned().unwrap_or_default();
             let receive = Receive {
-                deps,
+                deps: deps.clone(),
                 path,
-                repository: first.repository().cloned().unwrap_or_default(),
+                repository: repository.clone(),
                 push_options: first.push_options().to_vec(),
                 env,
-                payload,
+                payload: payload.clone(),
                 changes,
             };
-            hook(receive, out).await
+            transactional(&deps, &payload, &repository, name, hook(receive, out)).await
         },
         Resp::output,
         |outcome| {
@@ -138,6 +137,7 @@ where
                 Ok(()) => Resp::exit(0, Vec::new()),
                 Err(Failure::Exit(code)) => Resp::exit(code, Vec::new()),
                 Err(Failure::Message(m)) => Resp::exit(1, m.into_bytes()),
+                Err(Failure::Vote(e)) => Resp::exit(1, crate::error::error_chain(&e).into_bytes()),
             })
         },
     ))

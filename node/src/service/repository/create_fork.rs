@@ -14,6 +14,7 @@ pub(super) async fn handle(
     deps: &Deps,
     metadata: &MetadataMap,
     req: CreateForkRequest,
+    voting: Option<crate::transaction::Voting>,
     correlation_id: Option<&str>,
 ) -> Result<CreateForkResponse> {
     // The source may live on another node: only its address is checked.
@@ -21,7 +22,7 @@ pub(super) async fn handle(
     let target = deps.storages.repo_for_create(req.repository.as_ref())?;
     let tmp = deps.storages.root(&target.storage)?.tmp_dir();
     let revision = req.revision;
-    lifecycle::create_seeded(&target.path, &tmp, |staged: PathBuf| async move {
+    let seed = |staged: PathBuf| async move {
         let branch = if revision.is_empty() {
             None
         } else {
@@ -50,9 +51,10 @@ pub(super) async fn handle(
                 .with_metadata("actual_target", head));
         }
         remote::remove_origin(&deps.git, &staged, correlation_id).await.map_err(Error::from)
-    })
-    .await
-    .map_err(|e: Error| prefix("creating fork", e))?;
+    };
+    lifecycle::create_seeded(&target.path, &tmp, seed, super::creation_vote(voting))
+        .await
+        .map_err(|e: Error| prefix("creating fork", e))?;
     deps.repos.forget(&target.path);
     Ok(CreateForkResponse {})
 }

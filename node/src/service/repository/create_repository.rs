@@ -10,6 +10,7 @@ use cairn_proto::gitaly::{CreateRepositoryRequest, CreateRepositoryResponse, Obj
 pub(super) async fn handle(
     deps: &Deps,
     req: CreateRepositoryRequest,
+    voting: Option<crate::transaction::Voting>,
     correlation_id: Option<&str>,
 ) -> Result<CreateRepositoryResponse> {
     let repo = deps.storages.repo_for_create(req.repository.as_ref())?;
@@ -30,11 +31,12 @@ pub(super) async fn handle(
         Some(branch.to_owned())
     };
     let tmp = deps.storages.root(&repo.storage)?.tmp_dir();
-    lifecycle::create(&deps.git, &repo.path, &tmp, &CreateOptions { default_branch, object_format }, correlation_id)
+    let options = CreateOptions { default_branch, object_format };
+    lifecycle::create(&deps.git, &repo.path, &tmp, &options, super::creation_vote(voting), correlation_id)
         .await
-        .map_err(|e| match e {
-            crate::git::GitError::AlreadyExists(_) | crate::git::GitError::Locked => Error::from(e),
-            other => Error::internal_msg(format!("creating repository: {}", crate::error::error_chain(&other))),
+        .map_err(|e: Error| match e.code() {
+            tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => e,
+            _ => Error::internal_msg(format!("creating repository: {e}")),
         })?;
     deps.repos.forget(&repo.path);
     Ok(CreateRepositoryResponse {})

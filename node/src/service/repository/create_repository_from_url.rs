@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub(super) async fn handle(
     deps: &Deps,
     req: CreateRepositoryFromUrlRequest,
+    voting: Option<crate::transaction::Voting>,
     correlation_id: Option<&str>,
 ) -> Result<CreateRepositoryFromUrlResponse> {
     let target = deps.storages.repo_for_create(req.repository.as_ref())?;
@@ -26,7 +27,7 @@ pub(super) async fn handle(
         resolved_address: req.resolved_address,
     };
     let resolved = source.resolved_address.clone();
-    lifecycle::create_seeded(&target.path, &tmp, |staged: PathBuf| async move {
+    let seed = |staged: PathBuf| async move {
         remote::clone_url(&deps.git, &staged, &source, req.mirror, correlation_id).await.map_err(|e| match e {
             GitError::Invalid(m) => Error::invalid_argument(format!("couldn't get curloptResolve config: {m}")),
             GitError::Command(CommandError::Failed { stderr, code, .. }) => Error::internal_msg(format!(
@@ -38,9 +39,10 @@ pub(super) async fn handle(
             other => Error::internal_msg(format!("cloning repository: {}", crate::error::error_chain(&other))),
         })?;
         remote::remove_origin(&deps.git, &staged, correlation_id).await.map_err(Error::from)
-    })
-    .await
-    .map_err(|e: Error| prefix("creating repository", e))?;
+    };
+    lifecycle::create_seeded(&target.path, &tmp, seed, super::creation_vote(voting))
+        .await
+        .map_err(|e: Error| prefix("creating repository", e))?;
     deps.repos.forget(&target.path);
     Ok(CreateRepositoryFromUrlResponse {})
 }

@@ -6,6 +6,8 @@ use super::internal;
 use crate::error::{Error, Result};
 use crate::git::{GitError, refs, remote};
 use crate::service::Deps;
+use crate::service::hook::transaction_hooks;
+use crate::transaction::Transaction;
 use cairn_proto::gitaly::commit_service_client::CommitServiceClient;
 use cairn_proto::gitaly::{FetchSourceBranchRequest, FetchSourceBranchResponse, FindCommitRequest};
 use tonic::metadata::MetadataMap;
@@ -14,6 +16,7 @@ pub(super) async fn handle(
     deps: &Deps,
     metadata: &MetadataMap,
     req: FetchSourceBranchRequest,
+    transaction: Option<Transaction>,
     correlation_id: Option<&str>,
 ) -> Result<FetchSourceBranchResponse> {
     let target = deps.storages.repo(req.repository.as_ref())?;
@@ -67,8 +70,10 @@ pub(super) async fn handle(
         }
         oid
     };
+    let repository = req.repository.clone().unwrap_or_default();
+    let hooks = transaction_hooks(deps, &repository, &target, transaction.as_ref(), metadata).await?;
     let update = refs::RefUpdate { name: req.target_ref.clone(), new: oid, old: expected_old };
-    refs::update(&deps.git, &target.path, &[update], correlation_id).await.map_err(|e| match e {
+    refs::update(&deps.git, &target.path, &[update], hooks.as_ref(), correlation_id).await.map_err(|e| match e {
         GitError::ReferenceUpdate(m) => Error::failed_precondition(format!("update reference: {m}")),
         other => Error::from(other),
     })?;

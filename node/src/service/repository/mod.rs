@@ -28,7 +28,8 @@ mod search_files;
 mod size;
 mod write_ref;
 
-use super::{Deps, correlation_id, respond};
+use super::{Deps, correlation_id, respond, transaction};
+use crate::transaction::{Phase, Vote, Voting};
 use cairn_proto::gitaly::repository_service_server;
 use cairn_proto::gitaly::*;
 use tonic::codegen::BoxStream;
@@ -43,6 +44,34 @@ pub(super) struct RepositoryService {
 impl RepositoryService {
     pub(super) fn new(deps: &Deps) -> Self {
         Self { deps: deps.clone() }
+    }
+
+    /// The request's transaction, bound to the repository it names.
+    fn voting<T>(
+        &self,
+        req: &Request<T>,
+        repository: impl FnOnce(&T) -> Option<&Repository>,
+    ) -> Result<Option<Voting>, Status> {
+        let repository = repository(req.get_ref()).cloned().unwrap_or_default();
+        Ok(transaction(req)?.map(|tx| self.deps.transactions.voting(tx, &repository)))
+    }
+}
+
+/// The vote of a repository creation (see `lifecycle::create_seeded`):
+/// none outside transactions; upstream answers FAILED_PRECONDITION when a
+/// vote is not committed.
+fn creation_vote(
+    voting: Option<Voting>,
+) -> impl Fn(Phase, Vote) -> futures::future::BoxFuture<'static, crate::error::Result<()>> {
+    move |phase: Phase, hash: Vote| {
+        let voting = voting.clone();
+        Box::pin(async move {
+            let Some(voting) = voting else { return Ok(()) };
+            voting.vote(hash, phase).await.map_err(|e| {
+                let step = if phase == Phase::Prepared { "preparatory vote" } else { "committing vote" };
+                crate::error::Error::failed_precondition(format!("{step}: {}", crate::error::error_chain(&e)))
+            })
+        })
     }
 }
 
@@ -62,14 +91,16 @@ impl repository_service_server::RepositoryService for RepositoryService {
         req: Request<CreateRepositoryRequest>,
     ) -> Result<Response<CreateRepositoryResponse>, Status> {
         let cid = correlation_id(&req);
-        respond(create_repository::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+        let voting = self.voting(&req, |r| r.repository.as_ref())?;
+        respond(create_repository::handle(&self.deps, req.into_inner(), voting, cid.as_deref()).await)
     }
 
     async fn remove_repository(
         &self,
         req: Request<RemoveRepositoryRequest>,
     ) -> Result<Response<RemoveRepositoryResponse>, Status> {
-        respond(remove_repository::handle(&self.deps, req.into_inner()).await)
+        let voting = self.voting(&req, |r| r.repository.as_ref())?;
+        respond(remove_repository::handle(&self.deps, req.into_inner(), voting).await)
     }
 
     async fn object_format(&self, req: Request<ObjectFormatRequest>) -> Result<Response<ObjectFormatResponse>, Status> {
@@ -106,7 +137,9 @@ impl repository_service_server::RepositoryService for RepositoryService {
 
     async fn write_ref(&self, req: Request<WriteRefRequest>) -> Result<Response<WriteRefResponse>, Status> {
         let cid = correlation_id(&req);
-        respond(write_ref::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+        let tx = transaction(&req)?;
+        let (metadata, _, req) = req.into_parts();
+        respond(write_ref::handle(&self.deps, &metadata, req, tx, cid.as_deref()).await)
     }
 
     async fn find_merge_base(
@@ -131,16 +164,18 @@ impl repository_service_server::RepositoryService for RepositoryService {
         &self,
         req: Request<Streaming<SetCustomHooksRequest>>,
     ) -> Result<Response<SetCustomHooksResponse>, Status> {
+        let tx = transaction(&req)?;
         let stream = req.into_inner().map_ok(|m| (m.repository, m.data));
-        respond(custom_hooks::set(&self.deps, stream).await.map(|()| SetCustomHooksResponse {}))
+        respond(custom_hooks::set(&self.deps, stream, tx).await.map(|()| SetCustomHooksResponse {}))
     }
 
     async fn restore_custom_hooks(
         &self,
         req: Request<Streaming<RestoreCustomHooksRequest>>,
     ) -> Result<Response<RestoreCustomHooksResponse>, Status> {
+        let tx = transaction(&req)?;
         let stream = req.into_inner().map_ok(|m| (m.repository, m.data));
-        respond(custom_hooks::set(&self.deps, stream).await.map(|()| RestoreCustomHooksResponse {}))
+        respond(custom_hooks::set(&self.deps, stream, tx).await.map(|()| RestoreCustomHooksResponse {}))
     }
 
     async fn get_custom_hooks(&self, req: Request<GetCustomHooksRequest>) -> StreamResult<GetCustomHooksResponse> {
@@ -217,8 +252,9 @@ impl repository_service_server::RepositoryService for RepositoryService {
 
     async fn create_fork(&self, req: Request<CreateForkRequest>) -> Result<Response<CreateForkResponse>, Status> {
         let cid = correlation_id(&req);
+        let voting = self.voting(&req, |r| r.repository.as_ref())?;
         let (metadata, _, req) = req.into_parts();
-        respond(create_fork::handle(&self.deps, &metadata, req, cid.as_deref()).await)
+        respond(create_fork::handle(&self.deps, &metadata, req, voting, cid.as_deref()).await)
     }
 
     async fn fetch_source_branch(
@@ -226,13 +262,16 @@ impl repository_service_server::RepositoryService for RepositoryService {
         req: Request<FetchSourceBranchRequest>,
     ) -> Result<Response<FetchSourceBranchResponse>, Status> {
         let cid = correlation_id(&req);
+        let tx = transaction(&req)?;
         let (metadata, _, req) = req.into_parts();
-        respond(fetch_source_branch::handle(&self.deps, &metadata, req, cid.as_deref()).await)
+        respond(fetch_source_branch::handle(&self.deps, &metadata, req, tx, cid.as_deref()).await)
     }
 
     async fn fetch_remote(&self, req: Request<FetchRemoteRequest>) -> Result<Response<FetchRemoteResponse>, Status> {
         let cid = correlation_id(&req);
-        respond(fetch_remote::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+        let tx = transaction(&req)?;
+        let (metadata, _, req) = req.into_parts();
+        respond(fetch_remote::handle(&self.deps, &metadata, req, tx, cid.as_deref()).await)
     }
 
     async fn create_repository_from_url(
@@ -240,7 +279,8 @@ impl repository_service_server::RepositoryService for RepositoryService {
         req: Request<CreateRepositoryFromUrlRequest>,
     ) -> Result<Response<CreateRepositoryFromUrlResponse>, Status> {
         let cid = correlation_id(&req);
-        respond(create_repository_from_url::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+        let voting = self.voting(&req, |r| r.repository.as_ref())?;
+        respond(create_repository_from_url::handle(&self.deps, req.into_inner(), voting, cid.as_deref()).await)
     }
 }
 

@@ -73,17 +73,22 @@ fn target_message(target: &crate::storage::RepoPath) -> Repository {
 /// there, and moves it into place (replacing an invalid directory).
 async fn create(sync: &Sync<'_>, target: &Path, tmp: &Path) -> Result<()> {
     lifecycle::discard_invalid(target, tmp).await.map_err(|e| Error::internal("removing invalid repository", e))?;
-    lifecycle::create_seeded(target, tmp, |staged: PathBuf| async move {
-        let format = sync.object_format().await?;
-        let init = GitCommand::new(Subcommand::Init)
-            .flag("--bare")
-            .flag("--quiet")
-            .flag_value("--object-format", format.as_str())
-            .arg(&staged);
-        sync.deps.git.run(init, sync.correlation_id).await.map_err(|e| Error::internal("init repository", e))?;
-        sync.extract_snapshot(&staged).await?;
-        sync.run(&staged).await
-    })
+    lifecycle::create_seeded(
+        target,
+        tmp,
+        |staged: PathBuf| async move {
+            let format = sync.object_format().await?;
+            let init = GitCommand::new(Subcommand::Init)
+                .flag("--bare")
+                .flag("--quiet")
+                .flag_value("--object-format", format.as_str())
+                .arg(&staged);
+            sync.deps.git.run(init, sync.correlation_id).await.map_err(|e| Error::internal("init repository", e))?;
+            sync.extract_snapshot(&staged).await?;
+            sync.run(&staged).await
+        },
+        lifecycle::no_vote::<Error>,
+    )
     .await
     .map_err(|e: Error| match e.code() {
         tonic::Code::AlreadyExists | tonic::Code::NotFound => e,
@@ -211,7 +216,7 @@ impl Sync<'_> {
             .await
             .map_err(|e| fail(crate::error::error_chain(&e)))?;
         if current != wanted {
-            git::refs::set_head(&self.deps.git, repo, &wanted, self.correlation_id)
+            git::refs::set_head(&self.deps.git, repo, &wanted, None, self.correlation_id)
                 .await
                 .map_err(|e| fail(crate::error::error_chain(&e)))?;
         }

@@ -1,25 +1,35 @@
 //! WriteRef: points a reference (or HEAD) at a revision, optionally only if
 //! it currently has an expected value, in one update-ref transaction.
+//! Inside a router's transaction git's reference-transaction hook votes on
+//! the change (symbolic-ref runs it too, for HEAD).
 
 use crate::error::{Error, Result};
 use crate::git::{GitError, refs, repo};
+use crate::service::hook::transaction_hooks;
 use crate::service::{Deps, blocking};
+use crate::transaction::Transaction;
 use cairn_proto::gitaly::{WriteRefRequest, WriteRefResponse};
+use tonic::metadata::MetadataMap;
 
 pub(super) async fn handle(
     deps: &Deps,
+    metadata: &MetadataMap,
     req: WriteRefRequest,
+    transaction: Option<Transaction>,
     correlation_id: Option<&str>,
 ) -> Result<WriteRefResponse> {
-    let path = deps.storages.repo(req.repository.as_ref())?.path;
+    let repo_path = deps.storages.repo(req.repository.as_ref())?;
     validate(&req)?;
+    let repository = req.repository.clone().unwrap_or_default();
+    let hooks = transaction_hooks(deps, &repository, &repo_path, transaction.as_ref(), metadata).await?;
+    let path = repo_path.path;
 
     if req.r#ref == b"HEAD" {
         let target = String::from_utf8(req.revision)
             .ok()
             .filter(|t| t.starts_with("refs/") && refs::valid_ref_name(t.as_bytes()))
             .ok_or_else(|| Error::invalid_argument("invalid revision: HEAD must point to a full reference name"))?;
-        refs::set_head(&deps.git, &path, &target, correlation_id)
+        refs::set_head(&deps.git, &path, &target, hooks.as_ref(), correlation_id)
             .await
             .map_err(|e| Error::internal_msg(format!("setting default branch: {}", crate::error::error_chain(&e))))?;
         return Ok(WriteRefResponse {});
@@ -44,7 +54,7 @@ pub(super) async fn handle(
     })
     .await?;
     let update = refs::RefUpdate { name: req.r#ref, new, old };
-    refs::update(&deps.git, &path, &[update], correlation_id).await.map_err(|e| match e {
+    refs::update(&deps.git, &path, &[update], hooks.as_ref(), correlation_id).await.map_err(|e| match e {
         GitError::ReferenceLocked(_) => Error::from(e),
         other => {
             Error::internal_msg(format!("error when running update-ref command: {}", crate::error::error_chain(&other)))

@@ -8,7 +8,7 @@ use tonic::{Request, Streaming};
 
 use crate::error::{Error, Result};
 use crate::service::pump::{self, Band, HUNG_UP, Messages, OnDisconnect};
-use crate::service::receive::{ReceivePack, require_gl_id};
+use crate::service::receive::{ReceivePack, final_vote, require_gl_id};
 use crate::service::{Deps, correlation_id};
 use cairn_proto::gitaly::{ExitStatus, SshReceivePackRequest, SshReceivePackResponse};
 
@@ -18,6 +18,7 @@ pub(super) async fn handle(
 ) -> Result<BoxStream<SshReceivePackResponse>> {
     let cid = correlation_id(&req);
     let metadata = req.metadata().clone();
+    let transaction = crate::transaction::from_request(&req)?;
     let mut stream = req.into_inner();
     let first = pump::first(&mut stream).await?;
     // Upstream's order: the user, the data, then the repository.
@@ -33,17 +34,23 @@ pub(super) async fn handle(
         git_protocol: &first.git_protocol,
         protocol: "ssh",
         stateless: false,
+        transaction: transaction.clone(),
     }
     .start(deps, &metadata, cid.as_deref())
     .await?
     .map_err(|e| Error::internal("start cmd", e))?;
+    let repository = first.repository.clone().unwrap_or_default();
+    let voting = transaction.map(|t| deps.transactions.voting(t, &repository));
     let (tx, responses) = pump::channel();
     tokio::spawn(async move {
         let mut out = Messages { tx: tx.clone(), make: message };
         let input = pump::input(stream, |m: SshReceivePackRequest| m.stdin);
         let error = match pump::run(git, input, &mut out, None, OnDisconnect::Drain).await {
             Ok(f) => match f.exit {
-                None => return,
+                None => match final_vote(voting.as_ref()).await {
+                    Ok(()) => return,
+                    Err(e) => e,
+                },
                 Some(value) => {
                     let exit_status = Some(ExitStatus { value });
                     let _ = tx.send(Ok(SshReceivePackResponse { exit_status, ..Default::default() })).await;

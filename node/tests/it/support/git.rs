@@ -30,6 +30,11 @@ pub fn git(dir: Option<&Path>, args: &[&str]) -> String {
 }
 
 pub fn git_stdin(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> String {
+    String::from_utf8(git_stdin_bytes(dir, args, stdin)).expect("utf-8 output").trim_end().to_owned()
+}
+
+/// [`git_stdin`] with raw output.
+pub fn git_stdin_bytes(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     let mut cmd = Command::new("git");
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -57,7 +62,12 @@ pub fn git_stdin(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Str
     }
     let out = child.wait_with_output().expect("git finishes");
     assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8 output").trim_end().to_owned()
+    out.stdout
+}
+
+/// A pack of everything `tip` reaches in `repo` (what a push sends).
+pub fn pack_of(repo: &Path, tip: &str) -> Vec<u8> {
+    git_stdin_bytes(Some(repo), &["pack-objects", "--stdout", "--revs"], Some(format!("{tip}\n").as_bytes()))
 }
 
 /// A bare repository built with plumbing commands.
