@@ -230,6 +230,24 @@ impl Manager {
         Ok(self.entry(id)?.registration.clone())
     }
 
+    /// Whether `node` may still commit the last subtransaction: no vote of
+    /// it failed or was cancelled, and it has not committed the last one
+    /// yet. Waiting for a voter for which this is false changes nothing.
+    pub fn pending(&self, id: u64, node: &str) -> bool {
+        let Ok(entry) = self.entry(id) else { return false };
+        let state = entry.state.lock().expect("transaction lock is never poisoned");
+        let Some(last) = state.subtransactions.last() else { return true };
+        state.subtransactions.iter().all(|s| matches!(s.outcome(node), None | Some(Outcome::Undecided | Outcome::Committed)))
+            && last.outcome(node) != Some(Outcome::Committed)
+    }
+
+    /// How many votes `node` has cast in the transaction.
+    pub fn votes_cast(&self, id: u64, node: &str) -> usize {
+        let Ok(entry) = self.entry(id) else { return 0 };
+        let state = entry.state.lock().expect("transaction lock is never poisoned");
+        state.subtransactions.iter().filter(|s| s.votes.contains_key(node)).count()
+    }
+
     /// Voters that have not voted in the undecided last subtransaction are
     /// cancelled (they take too long: a paused or cut-off node), so the
     /// others learn the outcome. Returns the cancelled voters.

@@ -86,6 +86,20 @@ pub struct QueueDepth {
 }
 
 impl Db {
+    /// Makes the waiting jobs towards `storage` runnable now; returns how
+    /// many.
+    pub async fn rearm_jobs(&self, virtual_storage: &str, storage: &str) -> Result<u64, DbError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "UPDATE replication_jobs SET not_before = now(), updated_at = now()
+                 WHERE virtual_storage = $1 AND target_storage = $2 AND state IN ('ready', 'failed')
+                   AND not_before > now()",
+                &[&virtual_storage, &storage],
+            )
+            .await?)
+    }
+
     /// Leases up to `batch` runnable jobs for one target: ready or failed
     /// ones past their `not_before`, and in-progress ones whose lease ran out.
     pub async fn dequeue(

@@ -274,6 +274,11 @@ impl Db {
         };
         let repository_id: i64 = row.get(0);
         let virtual_storage: String = row.get(1);
+        // Settles of one repository run one at a time: the generation
+        // updates compare replica and repository generations, and a
+        // concurrent settle would make that comparison on a stale
+        // repository row (leaving no replica at the latest generation).
+        tx.execute("SELECT 1 FROM repositories WHERE repository_id = $1 FOR UPDATE", &[&repository_id]).await?;
         match outcome {
             Outcome::Unchanged => {}
             Outcome::Changed { updated, outdated, source } => {

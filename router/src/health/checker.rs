@@ -74,9 +74,13 @@ impl Checker {
             }
         }))
         .await;
+        let mut recovered = Vec::new();
         for c in &checks {
             if self.health.checked() && self.health.locally_healthy(&c.virtual_storage, &c.storage) != c.healthy {
                 tracing::info!(virtual_storage = %c.virtual_storage, storage = %c.storage, healthy = c.healthy, "node health changed");
+                if c.healthy {
+                    recovered.push(c);
+                }
             }
             self.health.set_local(&c.virtual_storage, &c.storage, c.healthy);
             if let Some(m) = &self.metrics {
@@ -96,6 +100,15 @@ impl Checker {
             }
         };
         let database_ok = consensus.is_some();
+        // A node that is back should catch up now, not when the backoff its
+        // failed jobs accumulated while it was down runs out.
+        for c in recovered {
+            match self.db.rearm_jobs(&c.virtual_storage, &c.storage).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(virtual_storage = %c.virtual_storage, storage = %c.storage, jobs = n, "node is back; replication jobs to it re-armed"),
+                Err(error) => tracing::warn!(%error, "could not re-arm replication jobs"),
+            }
+        }
         self.health.finish_round(consensus);
         if database_ok {
             self.fail_over().await;

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use cairn_proto::gitaly::Repository;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tonic::body::Body;
@@ -83,10 +82,17 @@ const NOT_TRANSACTIONAL: &[&str] = &[
 /// The request metadata naming the transaction a node takes part in.
 pub(crate) const TRANSACTION_KEY: &str = "gitaly-reference-transaction";
 
-/// How long the answer waits for secondaries after the primary finished.
-/// One still running by then counts as holding the write only if it
-/// already committed its last vote.
-const SECONDARY_GRACE: Duration = Duration::from_secs(2);
+/// How long the answer waits at most, after the primary finished, for
+/// secondaries that may still commit the last vote: under load a healthy
+/// secondary trails the primary by seconds, and leaving it out would make it
+/// outdated (and the next writes less redundant) for no fault. One still
+/// running by then counts as holding the write only if it already
+/// committed its last vote.
+const SECONDARY_GRACE: std::time::Duration = crate::service::ref_transaction::VOTE_TIMEOUT;
+
+/// A secondary that casts no vote for this long is not waited for any more
+/// (a paused or cut-off node).
+const SECONDARY_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Request frames a secondary may fall behind the primary by before it is
 /// cut off (it is then repaired by replication instead of slowing the push).
@@ -147,17 +153,19 @@ impl Shared {
             by_node.insert(source.clone(), code.map_or(CallEnd::Broken, CallEnd::Finished));
             let deadline = tokio::time::Instant::now() + SECONDARY_GRACE;
             for (storage, rx) in ends {
-                let end = match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(end)) => end,
-                    Ok(Err(_)) => CallEnd::Broken,
-                    Err(_) => CallEnd::Running,
-                };
+                let end = shared.secondary_end(id, &storage, rx, deadline).await;
                 by_node.insert(storage, end);
             }
             let decision = match shared.transactions.finish(id) {
                 Ok(summary) => {
                     let decision = transactions::decide(&summary, &source, &by_node);
-                    tracing::debug!(transaction_id = id, ?summary, ?by_node, ?decision, "transaction finished");
+                    match &decision {
+                        Decision::Changed { updated, .. } if updated.len() < by_node.len() => tracing::warn!(
+                            transaction_id = id, correlation_id = %cid, ?summary, ?by_node, ?decision,
+                            "replicas left out of a write; they will be repaired"
+                        ),
+                        _ => tracing::debug!(transaction_id = id, ?summary, ?by_node, ?decision, "transaction finished"),
+                    }
                     decision
                 }
                 Err(e) => {
@@ -203,6 +211,38 @@ impl Shared {
                 settle(None).await;
                 Err(status)
             }
+        }
+    }
+
+    /// How a secondary's call ended, waiting (until `deadline`) only while
+    /// it may still commit the last vote and keeps casting votes.
+    async fn secondary_end(
+        &self,
+        id: u64,
+        storage: &str,
+        mut rx: oneshot::Receiver<CallEnd>,
+        deadline: tokio::time::Instant,
+    ) -> CallEnd {
+        let mut cast = self.transactions.votes_cast(id, storage);
+        while self.transactions.pending(id, storage) {
+            let wait = deadline.min(tokio::time::Instant::now() + SECONDARY_IDLE);
+            match tokio::time::timeout_at(wait, &mut rx).await {
+                Ok(Ok(end)) => return end,
+                Ok(Err(_)) => return CallEnd::Broken,
+                Err(_) => {
+                    let now = self.transactions.votes_cast(id, storage);
+                    if now == cast || tokio::time::Instant::now() >= deadline {
+                        return CallEnd::Running;
+                    }
+                    cast = now;
+                }
+            }
+        }
+        // Its votes are settled either way: no need to wait.
+        match rx.try_recv() {
+            Ok(end) => end,
+            Err(oneshot::error::TryRecvError::Closed) => CallEnd::Broken,
+            Err(oneshot::error::TryRecvError::Empty) => CallEnd::Running,
         }
     }
 

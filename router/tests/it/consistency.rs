@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const RELATIVE: &str = "project.git";
+/// A client's pause after a failed write, as a retrying client would.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
 struct Fixture {
@@ -123,6 +125,8 @@ struct Ledger {
     /// Every value any client tried to give each reference.
     tried: Mutex<HashMap<String, HashSet<String>>>,
     acked: Mutex<Vec<(String, String)>>,
+    /// Why writes failed, a few of each kind.
+    failures: Mutex<Vec<String>>,
 }
 
 impl Ledger {
@@ -133,6 +137,13 @@ impl Ledger {
 
     fn ack(&self, reference: &str, oid: &str) {
         self.acked.lock().expect("ledger").push((reference.to_owned(), oid.to_owned()));
+    }
+
+    fn fail(&self, why: String) {
+        let mut f = self.failures.lock().expect("ledger");
+        if f.len() < 10 {
+            f.push(why);
+        }
     }
 
     fn acked(&self) -> Vec<(String, String)> {
@@ -177,7 +188,11 @@ async fn pusher(router: String, base: PathBuf, dir: PathBuf, id: usize, next: Ar
         let push = git_via(&router, RELATIVE, Some(&wt), &args, false);
         match tokio::time::timeout(Duration::from_secs(120), push).await {
             Ok(out) if out.status.success() => ledger.ack(&reference, &oid),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(out) => {
+                ledger.fail(format!("push {reference}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(_) => ledger.fail(format!("push {reference}: no answer in 120 s")),
         }
     }
 }
@@ -202,7 +217,11 @@ async fn brancher(router: PathBuf, oid: String, id: usize, next: Arc<AtomicUsize
         };
         match tokio::time::timeout(Duration::from_secs(120), write).await {
             Ok(Ok(_)) => ledger.ack(&reference, &oid),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(Err(status)) => {
+                ledger.fail(format!("WriteRef {reference}: {:?} {}", status.code(), status.message()));
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(_) => ledger.fail(format!("WriteRef {reference}: no answer in 120 s")),
         }
     }
 }
@@ -279,6 +298,9 @@ async fn writes_survive(fault: Fault, total: usize) {
         acked.len(),
         acked.len() - lost.len(),
     );
+    eprintln!("first failures: {:#?}", ledger.failures.lock().expect("ledger"));
+    let log: Vec<String> = f.router.log().lines().filter(|l| l.contains("left out")).take(3).map(str::to_owned).collect();
+    eprintln!("router warnings: {log:#?}");
     assert_ne!(new_primary, victim, "the router failed over");
     assert!(lost.is_empty(), "acknowledged writes missing on the new primary: {lost:?}");
     assert!(acked.len() > hit, "writes went on after the fault");
