@@ -237,7 +237,10 @@ impl Manager {
         let Ok(entry) = self.entry(id) else { return false };
         let state = entry.state.lock().expect("transaction lock is never poisoned");
         let Some(last) = state.subtransactions.last() else { return true };
-        state.subtransactions.iter().all(|s| matches!(s.outcome(node), None | Some(Outcome::Undecided | Outcome::Committed)))
+        state
+            .subtransactions
+            .iter()
+            .all(|s| matches!(s.outcome(node), None | Some(Outcome::Undecided | Outcome::Committed)))
             && last.outcome(node) != Some(Outcome::Committed)
     }
 
@@ -603,8 +606,7 @@ mod tests {
 
         // The primary died after the prepared vote committed: the
         // secondaries that went on together hold the write.
-        let primary_gone =
-            both(sub(&[("a", 2), ("b", 2)], &[("p", Canceled), ("a", Failed), ("b", Failed)], None));
+        let primary_gone = both(sub(&[("a", 2), ("b", 2)], &[("p", Canceled), ("a", Failed), ("b", Failed)], None));
         let dead = ends(&[("p", CallEnd::Broken), ("a", OK), ("b", OK)]);
         assert_eq!(decide(&primary_gone, "p", &dead), changed(&["a", "b"], "a"));
         // It died before voting at all: nobody changed anything.

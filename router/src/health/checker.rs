@@ -105,7 +105,9 @@ impl Checker {
         for c in recovered {
             match self.db.rearm_jobs(&c.virtual_storage, &c.storage).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(virtual_storage = %c.virtual_storage, storage = %c.storage, jobs = n, "node is back; replication jobs to it re-armed"),
+                Ok(n) => {
+                    tracing::info!(virtual_storage = %c.virtual_storage, storage = %c.storage, jobs = n, "node is back; replication jobs to it re-armed")
+                }
                 Err(error) => tracing::warn!(%error, "could not re-arm replication jobs"),
             }
         }

@@ -164,7 +164,9 @@ impl Shared {
                             transaction_id = id, correlation_id = %cid, ?summary, ?by_node, ?decision,
                             "replicas left out of a write; they will be repaired"
                         ),
-                        _ => tracing::debug!(transaction_id = id, ?summary, ?by_node, ?decision, "transaction finished"),
+                        _ => {
+                            tracing::debug!(transaction_id = id, ?summary, ?by_node, ?decision, "transaction finished")
+                        }
                     }
                     decision
                 }

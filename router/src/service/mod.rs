@@ -16,8 +16,8 @@ use crate::nodes::Nodes;
 use crate::transactions::Manager;
 use cairn_proto::gitaly::praefect_info_service_server::PraefectInfoServiceServer;
 use cairn_proto::gitaly::ref_transaction_server::RefTransactionServer;
-use ref_transaction::RefTransactionService;
 use cairn_proto::gitaly::server_service_server::ServerServiceServer;
+use ref_transaction::RefTransactionService;
 use std::sync::Arc;
 
 /// The router's services, ready to be added to its gRPC server.

@@ -166,14 +166,17 @@ impl Ledger {
 
 /// Pushes new branches, each on a new commit, until `total` writes were
 /// attempted by all clients together.
-async fn pusher(router: String, base: PathBuf, dir: PathBuf, id: usize, next: Arc<AtomicUsize>, total: usize, ledger: Arc<Ledger>) {
+async fn pusher(
+    router: String,
+    base: PathBuf,
+    dir: PathBuf,
+    id: usize,
+    next: Arc<AtomicUsize>,
+    total: usize,
+    ledger: Arc<Ledger>,
+) {
     let wt = dir.join(format!("pusher-{id}"));
-    let out = std::process::Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&base)
-        .arg(&wt)
-        .output()
-        .expect("git clone");
+    let out = std::process::Command::new("git").args(["clone", "-q"]).arg(&base).arg(&wt).output().expect("git clone");
     assert!(out.status.success(), "clone: {}", String::from_utf8_lossy(&out.stderr));
     while next.fetch_add(1, Ordering::SeqCst) < total {
         let n = ledger.attempted.load(Ordering::SeqCst);
@@ -299,7 +302,8 @@ async fn writes_survive(fault: Fault, total: usize) {
         acked.len() - lost.len(),
     );
     eprintln!("first failures: {:#?}", ledger.failures.lock().expect("ledger"));
-    let log: Vec<String> = f.router.log().lines().filter(|l| l.contains("left out")).take(3).map(str::to_owned).collect();
+    let log: Vec<String> =
+        f.router.log().lines().filter(|l| l.contains("left out")).take(3).map(str::to_owned).collect();
     eprintln!("router warnings: {log:#?}");
     assert_ne!(new_primary, victim, "the router failed over");
     assert!(lost.is_empty(), "acknowledged writes missing on the new primary: {lost:?}");
@@ -317,7 +321,10 @@ async fn writes_survive(fault: Fault, total: usize) {
         assert!(foreign.is_empty(), "{} holds values no client wrote: {foreign:?}", n.storage_name);
     }
     f.fsck_everywhere().await;
-    eprintln!("consistency ({fault:?}): all {} acknowledged writes found on every replica after convergence", acked.len());
+    eprintln!(
+        "consistency ({fault:?}): all {} acknowledged writes found on every replica after convergence",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -344,7 +351,8 @@ async fn a_paused_secondary_is_outvoted_and_repaired() {
 
     f.node(&paused).pause(true);
     let started = Instant::now();
-    let out = git_via(&f.router.address(), RELATIVE, Some(&wt), &["push", "host:project.git", "HEAD:main"], false).await;
+    let out =
+        git_via(&f.router.address(), RELATIVE, Some(&wt), &["push", "host:project.git", "HEAD:main"], false).await;
     let took = started.elapsed();
     let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
     f.node(&paused).pause(false);
@@ -379,7 +387,9 @@ async fn a_router_killed_mid_transaction_leaves_a_consistent_state() {
         let reference = format!("refs/heads/round-{round}");
         let push = {
             let (router, wt, spec) = (f.router.address(), wt.clone(), format!("HEAD:{reference}"));
-            tokio::spawn(async move { git_via(&router, RELATIVE, Some(&wt), &["push", "host:project.git", &spec], false).await })
+            tokio::spawn(async move {
+                git_via(&router, RELATIVE, Some(&wt), &["push", "host:project.git", &spec], false).await
+            })
         };
         tokio::time::sleep(Duration::from_millis(fastrand::u64(20..400))).await;
         f.router.kill9();
@@ -408,5 +418,7 @@ async fn a_router_killed_mid_transaction_leaves_a_consistent_state() {
         }
         f.fsck_everywhere().await;
     }
-    eprintln!("consistency (router kill -9 mid-push): {rounds} rounds, {landed} pushes landed everywhere, none half-applied");
+    eprintln!(
+        "consistency (router kill -9 mid-push): {rounds} rounds, {landed} pushes landed everywhere, none half-applied"
+    );
 }

@@ -212,3 +212,86 @@ async fn database_outage_is_unavailable_and_recovers() {
     assert!(db.repository("vs", "x.git").await.expect("back").is_none());
     drop(test_db);
 }
+
+/// A repository created on s1 with s2 and s3 up to date at generation 0.
+async fn three_replicas(db: &Db, relative: &str) -> cairn_router::db::repositories::RepoState {
+    let by = cairn_router::db::repositories::WriteBy { router: "r", method: "CreateRepository", correlation_id: "" };
+    let (_, intent) = db.begin_create("default", relative, "s1", &[], by).await.expect("begin").expect("new");
+    let created = Outcome::Created {
+        created: vec!["s1".into(), "s2".into(), "s3".into()],
+        outdated: vec![],
+        source: "s1".into(),
+    };
+    db.settle(intent, &created, "").await.expect("settle");
+    db.repository("default", relative).await.expect("load").expect("recorded")
+}
+
+#[tokio::test]
+async fn a_primary_replaced_during_a_write_cannot_commit_it() {
+    use cairn_proto::gitaly::ref_transaction_server::RefTransaction as _;
+    use cairn_proto::gitaly::vote_transaction_response::TransactionState;
+    use cairn_proto::gitaly::{VoteTransactionRequest, vote_transaction_request::Phase};
+    use cairn_router::transactions::{Manager, Registration, voters};
+
+    let (_t, db) = migrated().await;
+    let state = three_replicas(&db, "fenced.git").await;
+    let term = db.change_primary(state.id, state.primary.as_deref(), "s1").await.expect("elect").unwrap_or(state.term);
+    let manager = Manager::default();
+    let service = cairn_router::service::ref_transaction::RefTransactionService::new(manager.clone(), db.clone());
+    let vote = |node: &str, id: u64| {
+        tonic::Request::new(VoteTransactionRequest {
+            transaction_id: id,
+            node: node.into(),
+            reference_updates_hash: vec![7; 20],
+            phase: Phase::PreparedPhase.into(),
+            ..Default::default()
+        })
+    };
+    let (v, t) = voters("s1", &["s2".into(), "s3".into()]);
+
+    // Same term: primary and one secondary agree, both commit.
+    let id = manager
+        .register(v.clone(), t, Registration { repository_id: state.id, primary: "s1".into(), term })
+        .expect("register");
+    let (p, s) = tokio::join!(service.vote_transaction(vote("s1", id)), service.vote_transaction(vote("s2", id)));
+    assert_eq!(p.expect("primary vote").into_inner().state(), TransactionState::Commit);
+    assert_eq!(s.expect("secondary vote").into_inner().state(), TransactionState::Commit);
+
+    // Another router elects s2 while a write started under s1 is in flight.
+    let id =
+        manager.register(v, t, Registration { repository_id: state.id, primary: "s1".into(), term }).expect("register");
+    assert!(db.change_primary(state.id, Some("s1"), "s2").await.expect("failover").is_some());
+    let secondary = {
+        let service = service.clone();
+        tokio::spawn(async move { service.vote_transaction(vote("s3", id)).await })
+    };
+    let primary = service.vote_transaction(vote("s1", id)).await.expect("primary vote");
+    assert_eq!(primary.into_inner().state(), TransactionState::Abort, "the fenced primary must not commit");
+    let secondary = secondary.await.expect("join").expect("secondary vote");
+    assert_eq!(secondary.into_inner().state(), TransactionState::Stop, "its secondaries stop too");
+}
+
+#[tokio::test]
+async fn concurrent_settles_leave_the_replicas_that_hold_every_write_up_to_date() {
+    let (_t, db) = migrated().await;
+    let state = three_replicas(&db, "busy.git").await;
+    let by = cairn_router::db::repositories::WriteBy { router: "r", method: "WriteRef", correlation_id: "" };
+    // Many writes at once: half reach every replica, half only s1.
+    let mut settles = Vec::new();
+    for i in 0..40 {
+        let intent = db.begin_write(state.id, "s1", state.term, by).await.expect("begin").expect("intent");
+        let updated: Vec<String> =
+            if i % 2 == 0 { vec!["s1".into(), "s2".into(), "s3".into()] } else { vec!["s1".into()] };
+        let outdated = if i % 2 == 0 { vec![] } else { vec!["s2".into(), "s3".into()] };
+        let db = db.clone();
+        settles.push(tokio::spawn(async move {
+            db.settle(intent, &Outcome::Changed { updated, outdated, source: "s1".into() }, "").await
+        }));
+    }
+    for s in settles {
+        s.await.expect("join").expect("settle");
+    }
+    let state = db.repository("default", "busy.git").await.expect("load").expect("recorded");
+    assert!(state.is_up_to_date("s1"), "s1 holds every write: {state:?}");
+    assert!(!state.is_up_to_date("s2") && !state.is_up_to_date("s3"), "{state:?}");
+}

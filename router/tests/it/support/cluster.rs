@@ -4,8 +4,8 @@
 
 #![allow(clippy::disallowed_methods, reason = "tests start real node and router processes")]
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,8 +63,7 @@ impl RouterProc {
         let socket = tmp.path().join("praefect.socket");
         let config_path = tmp.path().join("config.toml");
         std::fs::write(&config_path, format!("socket_path = {socket:?}\n{config}")).expect("write router config");
-        let mut router =
-            Self { socket, config_path, child: None, log: tmp.path().join("praefect.log"), _tmp: tmp };
+        let mut router = Self { socket, config_path, child: None, log: tmp.path().join("praefect.log"), _tmp: tmp };
         router.restart();
         router
     }

@@ -187,9 +187,12 @@ pub fn work_tree(dir: &Path, n: usize) -> PathBuf {
 
 /// CalculateChecksum of the replica on `node`, asked of the node directly.
 pub async fn checksum(node: &NodeProc, replica_path: &str) -> String {
-    let conn = cairn_node::client::dial(&node.address(), cairn_node::client::DialOptions { token: Some(NODE_TOKEN.into()), ..Default::default() })
-        .await
-        .expect("dial node");
+    let conn = cairn_node::client::dial(
+        &node.address(),
+        cairn_node::client::DialOptions { token: Some(NODE_TOKEN.into()), ..Default::default() },
+    )
+    .await
+    .expect("dial node");
     let r = cairn_proto::gitaly::Repository {
         storage_name: node.storage_name.clone(),
         relative_path: replica_path.into(),
@@ -223,4 +226,3 @@ pub async fn converged(db: &Db, nodes: &[NodeProc], relative: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
-
