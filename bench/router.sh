@@ -53,7 +53,7 @@ cat > "$work/praefect.toml" <<TOML
 socket_path = "$work/praefect.socket"
 prometheus_listen_addr = "$prom"
 [logging]
-level = "warn"
+level = "${ROUTER_LOG_LEVEL:-warn}"
 [database]
 host = "$pgdir"
 port = 55432
@@ -142,6 +142,7 @@ push_parallel() {
         git clone --quiet --bare --shared "$work/client.git" "$work/client-$c.git"
     done
     s=$(date +%s%N)
+    local running=()
     for c in $(seq "$clients"); do
         (
             for i in $(seq "$pushes"); do
@@ -154,8 +155,9 @@ push_parallel() {
                     git -C "$work/client-$c.git" push --quiet host:x "main:refs/heads/client-$c"
             done
         ) &
+        running+=("$!")
     done
-    wait
+    wait "${running[@]}"
     e=$(date +%s%N)
     awk -v l="$label" -v n=$((clients * pushes)) -v c="$clients" -v ns=$((e - s)) \
         'BEGIN {printf "%d clients pushing at once, %s: %d pushes in %.1f s = %.1f pushes/s\n", c, l, n, ns/1e9, n/(ns/1e9)}'

@@ -68,9 +68,18 @@ pub(crate) fn request_body(first: Bytes, leftover: Bytes, rest: Option<Body>) ->
         [first, leftover].into_iter().filter(|b| !b.is_empty()).map(|b| Ok::<_, Status>(http_body::Frame::data(b))),
     );
     match rest {
-        Some(rest) => Body::new(http_body_util::StreamBody::new(head.chain(http_body_util::BodyStream::new(rest)))),
+        Some(rest) => Body::new(http_body_util::StreamBody::new(
+            head.chain(http_body_util::BodyStream::new(rest).filter(|f| futures::future::ready(!is_empty_data(f)))),
+        )),
         None => Body::new(http_body_util::StreamBody::new(head)),
     }
+}
+
+/// An empty DATA frame: nothing to forward, and h2 peers count them per
+/// connection (hyper's server answers too many with GOAWAY
+/// ENHANCE_YOUR_CALM, failing every call on the connection).
+pub(crate) fn is_empty_data<E>(frame: &Result<http_body::Frame<Bytes>, E>) -> bool {
+    matches!(frame, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty))
 }
 
 /// A complete unary response carrying `message`.

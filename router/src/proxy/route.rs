@@ -466,6 +466,9 @@ where
                         let _ = tx.send(Ok(frame)).await;
                         return;
                     }
+                    if frame.data_ref().is_some_and(bytes::Bytes::is_empty) {
+                        continue;
+                    }
                     // Keep reading after the client left: the outcome still
                     // has to be recorded.
                     if !client_gone && tx.send(Ok(frame)).await.is_err() {

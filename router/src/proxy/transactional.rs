@@ -358,8 +358,10 @@ fn tee(rest: Body, secondaries: usize) -> Vec<Body> {
         loop {
             let piece = match rest.frame().await {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => Piece::Frame(data),
-                    Err(_) => continue,
+                    Ok(data) if !data.is_empty() => Piece::Frame(data),
+                    // Empty DATA frames carry nothing, and h2 servers count
+                    // them per connection (too many: GOAWAY for every call).
+                    _ => continue,
                 },
                 Some(Err(status)) => Piece::Failed(status),
                 None => Piece::End,
