@@ -87,7 +87,7 @@ start=$(date +%s.%N)
 GIT_SSH_COMMAND="$PWD/target/release/gitaly-ssh receive-pack" GITALY_PAYLOAD="$payload" \
     git -C "$work/src.git" push --quiet host:bench.git 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
 pushed=$(date +%s.%N)
-metadata() { target/release/praefect -config "$work/praefect.toml" metadata -virtual-storage default -relative-path bench.git; }
+metadata() { target/release/praefect -config "$work/praefect.toml" metadata -virtual-storage default -relative-path "${1:-bench.git}"; }
 for _ in $(seq 600); do
     [ "$(metadata | grep -c 'fully up to date')" -eq 3 ] && break
     sleep 0.1
@@ -111,9 +111,9 @@ if [ "$reads" = 1 ]; then
     load --address "unix:$work/$primary.socket" --repository "$primary:$replica_path" --token node-secret --pid "$(node_pid "$primary")"
 fi
 
-# Pushes of one commit: through the router, and to a copy of the repository
-# on one node directly (outside the cluster's records).
-cp -r "$work/storage-$primary/$replica_path" "$work/storage-$primary/direct.git"
+# Pushes of one commit go to three repositories with the same content (the
+# bench repository's main branch): one with three replicas and one with a
+# single replica through the router, and a copy on one node straight.
 git clone --quiet --bare "$work/src.git" "$work/client.git"
 export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
 push_series() { # LABEL ADDRESS PAYLOAD TOKEN
@@ -167,23 +167,35 @@ payload_for() {
     printf '{"repository":{"storageName":"%s","relativePath":"%s","glRepository":"project-1"},"glId":"user-1","glUsername":"bench"}' "$1" "$2"
 }
 
-# A repository with a single replica, through the router.
-target/release/cairn-load --address "$router" --once --rpc CreateRepository --repository default:single.git > /dev/null
+for name in triple single; do
+    target/release/cairn-load --address "$router" --once --rpc CreateRepository --repository "default:$name.git" > /dev/null
+done
 target/release/praefect -config "$work/praefect.toml" set-replication-factor -virtual-storage default \
     -relative-path single.git -replication-factor 1 > /dev/null
+triple_payload=$(payload_for default triple.git)
 single_payload=$(payload_for default single.git)
-GITALY_PAYLOAD="$single_payload" GIT_SSH_COMMAND="$PWD/target/release/gitaly-ssh receive-pack" \
-    git -C "$work/src.git" push --quiet host:single.git main
-direct_payload=$(payload_for "$primary" direct.git)
+for name in triple single; do
+    GITALY_PAYLOAD="$(payload_for default "$name.git")" GIT_SSH_COMMAND="$PWD/target/release/gitaly-ssh receive-pack" \
+        git -C "$work/src.git" push --quiet "host:$name.git" main
+done
+for _ in $(seq 600); do
+    [ "$(metadata triple.git | grep -c 'fully up to date')" -eq 3 ] && break
+    sleep 0.1
+done
+triple_primary=$(metadata triple.git | awk -F': ' '/^Primary/ {print $2}' | tr -d '"')
+triple_replica=$(metadata triple.git | awk -F': ' '/^Replica Path/ {print $2}' | tr -d '"')
+cp -r "$work/storage-$triple_primary/$triple_replica" "$work/storage-$triple_primary/direct.git"
+direct_payload=$(payload_for "$triple_primary" direct.git)
+direct_address="unix:$work/$triple_primary.socket"
 
 echo "## sequential pushes (one client)"
-push_series "via router, 3 replicas voting" "$router" "$payload" ""
+push_series "via router, 3 replicas voting" "$router" "$triple_payload" ""
 push_series "via router, 1 replica" "$router" "$single_payload" ""
-push_series "direct to node" "unix:$work/$primary.socket" "$direct_payload" "node-secret"
+push_series "direct to node" "$direct_address" "$direct_payload" "node-secret"
 echo "## concurrent pushes"
-push_parallel "via router, 3 replicas voting" "$router" "$payload" ""
+push_parallel "via router, 3 replicas voting" "$router" "$triple_payload" ""
 push_parallel "via router, 1 replica" "$router" "$single_payload" ""
-push_parallel "direct to node" "unix:$work/$primary.socket" "$direct_payload" "node-secret"
-state=$(metadata)
-echo "after the pushes: $(grep -c 'fully up to date' <<<"$state") of 3 replicas of bench.git up to date;" \
+push_parallel "direct to node" "$direct_address" "$direct_payload" "node-secret"
+state=$(metadata triple.git)
+echo "after the pushes: $(grep -c 'fully up to date' <<<"$state") of 3 replicas of triple.git up to date;" \
     "transactions counted: $(curl -s "http://$prom/metrics" 2>/dev/null | awk '/^gitaly_praefect_transactions_total/ {print $2}')"

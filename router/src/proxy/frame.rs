@@ -145,3 +145,20 @@ impl Collected {
         http::Response::from_parts(self.head, body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forwarded_bodies_drop_empty_data_frames() {
+        let frames = ["a", "", "b", ""].map(|d| Ok::<_, Status>(http_body::Frame::data(Bytes::from(d))));
+        let rest = Body::new(http_body_util::StreamBody::new(futures::stream::iter(frames)));
+        let mut body = request_body(encode(b"first"), Bytes::new(), Some(rest));
+        let mut sizes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            sizes.push(frame.expect("frame").into_data().expect("data").len());
+        }
+        assert_eq!(sizes, [10, 1, 1], "the first message, then the two non-empty frames");
+    }
+}
