@@ -469,6 +469,17 @@ mod tests {
         n.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    /// `node`'s vote, cast in a task so the test can go on while it waits.
+    fn spawn_vote(
+        m: &Manager,
+        id: u64,
+        node: &'static str,
+        hash: u8,
+    ) -> tokio::task::JoinHandle<Result<Outcome, TransactionError>> {
+        let m = m.clone();
+        tokio::spawn(async move { m.vote(id, node, [hash; 20]).await })
+    }
+
     fn reg(term: i64) -> Registration {
         Registration { repository_id: 1, primary: "p".into(), term }
     }
@@ -525,10 +536,7 @@ mod tests {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
         let id = m.register(v, t, reg(1)).expect("register");
-        let waiting = {
-            let m = m.clone();
-            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
-        };
+        let waiting = spawn_vote(&m, id, "p", 1);
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "the primary waits for a secondary");
         // Both secondaries disagree: the threshold is unreachable, all fail.
@@ -543,20 +551,14 @@ mod tests {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
         let id = m.register(v, t, reg(1)).expect("register");
-        let p = {
-            let m = m.clone();
-            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
-        };
+        let p = spawn_vote(&m, id, "p", 1);
         tokio::task::yield_now().await;
         m.cancel_voter(id, "a").expect("cancel");
         assert_eq!(m.vote(id, "b", [1; 20]).await.expect("b"), Outcome::Committed);
         assert_eq!(p.await.expect("join").expect("p"), Outcome::Committed);
 
         let id = m.register(voters("p", &names(&["a", "b"])).0, 4, reg(1)).expect("register");
-        let waiting = {
-            let m = m.clone();
-            tokio::spawn(async move { m.vote(id, "a", [1; 20]).await })
-        };
+        let waiting = spawn_vote(&m, id, "a", 1);
         tokio::task::yield_now().await;
         m.stop(id).expect("stop");
         assert_eq!(waiting.await.expect("join").expect("a"), Outcome::Stopped);
@@ -622,10 +624,7 @@ mod tests {
         let m = Manager::default();
         let (v, t) = voters("p", &names(&["a", "b"]));
         let id = m.register(v, t, reg(1)).expect("register");
-        let p = {
-            let m = m.clone();
-            tokio::spawn(async move { m.vote(id, "p", [1; 20]).await })
-        };
+        let p = spawn_vote(&m, id, "p", 1);
         tokio::task::yield_now().await;
         assert!(m.cancel_absent(id).expect("cancel").len() == 2, "a and b never voted");
         assert_eq!(p.await.expect("join").expect("p"), Outcome::Failed, "the threshold is out of reach");

@@ -133,20 +133,9 @@ impl Shared {
     }
 
     /// Sends `message` (already rewritten) plus the rest of the client's
-    /// stream to `node`, relaying a sidechannel when the call asks for one.
+    /// stream to `node`, with one more request header if `extra` (a
+    /// transaction's), relaying a sidechannel when the call asks for one.
     pub(crate) async fn forward(
-        &self,
-        node: &Node,
-        parts: &http::request::Parts,
-        message: &[u8],
-        leftover: bytes::Bytes,
-        rest: Option<Body>,
-    ) -> Result<http::Response<Body>, Status> {
-        self.forward_with(node, parts, message, leftover, rest, None).await
-    }
-
-    /// [`Self::forward`] with one more request header (a transaction's).
-    pub(crate) async fn forward_with(
         &self,
         node: &Node,
         parts: &http::request::Parts,
@@ -214,7 +203,7 @@ impl Shared {
         let node = pick(&healthy).ok_or_else(|| Status::unavailable("no healthy nodes"))?;
         let message = raw::replace_merged(&call.first.message, field.numbers, node.storage.as_bytes())
             .ok_or_else(|| Status::invalid_argument("malformed request message"))?;
-        self.forward(node, &call.parts, &message, call.first.leftover, Some(rest)).await
+        self.forward(node, &call.parts, &message, call.first.leftover, Some(rest), None).await
     }
 }
 

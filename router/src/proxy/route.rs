@@ -165,7 +165,7 @@ impl Shared {
             let message = self.rewritten(&call, &repo, &state, &storage).await?;
             let node = self.node(vs, &storage)?;
             let body = if retryable { None } else { rest.take() };
-            match self.forward(node, &call.parts, &message, call.first.leftover.clone(), body).await {
+            match self.forward(node, &call.parts, &message, call.first.leftover.clone(), body, None).await {
                 Ok(response) => {
                     self.metrics.count_read(vs, &storage);
                     if super::intercept::is_get_object_pool(method) {
@@ -280,7 +280,7 @@ impl Shared {
         let forwarded = async {
             let message = self.rewritten(call, repo, state, storage).await?;
             let node = self.node(vs, storage)?;
-            self.forward(node, &call.parts, &message, call.first.leftover.clone(), Some(rest)).await
+            self.forward(node, &call.parts, &message, call.first.leftover.clone(), Some(rest), None).await
         }
         .await;
         match forwarded {
@@ -422,7 +422,8 @@ impl Shared {
             async move {
                 let message = self.rewritten(call, repo, state, storage).await?;
                 let node = self.node(vs, storage)?;
-                let response = self.forward(node, &call.parts, &message, call.first.leftover.clone(), None).await?;
+                let response =
+                    self.forward(node, &call.parts, &message, call.first.leftover.clone(), None, None).await?;
                 Collected::read(response).await
             }
         });

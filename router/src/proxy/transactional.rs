@@ -193,7 +193,7 @@ impl Shared {
             let message = self.rewritten(&call, &repo, &state, &primary).await?;
             let node = self.node(&vs, &primary)?;
             let header = transaction_header(id, &primary, true);
-            self.forward_with(
+            self.forward(
                 node,
                 &call.parts,
                 &message,
@@ -262,7 +262,7 @@ impl Shared {
         let forwarded = async {
             let message = self.rewritten(&parts.call, repo, state, storage).await?;
             let node = self.node(vs, storage)?;
-            self.forward_with(
+            self.forward(
                 node,
                 &parts.call.parts,
                 &message,
