@@ -22,6 +22,13 @@ const CREATIONS: &[&str] = &[
     "/gitaly.ObjectPoolService/CreateObjectPool",
 ];
 
+/// Creations whose nodes vote on what they created (the new repository's
+/// files), so they run on every healthy assigned node at once. The others
+/// need a source only one node is sure to have (a fork's origin, a bundle
+/// streamed once) and are created on one node, then replicated.
+const TRANSACTIONAL_CREATIONS: &[&str] =
+    &["/gitaly.RepositoryService/CreateRepository", "/gitaly.RepositoryService/CreateRepositoryFromURL"];
+
 /// Creations that update the repository instead when it already exists.
 const UPSERTS: &[&str] =
     &["/gitaly.RepositoryService/ReplicateRepository", "/gitaly.RepositoryService/RestoreRepository"];
@@ -358,6 +365,26 @@ impl Shared {
         else {
             return Err(Status::already_exists("repository already exists"));
         };
+        if TRANSACTIONAL_CREATIONS.contains(&method) {
+            // Every healthy assigned node creates it under one transaction,
+            // so an acknowledged creation already has its replicas.
+            let secondaries: Vec<String> = state
+                .assigned(&storages)
+                .into_iter()
+                .filter(|s| *s != primary && healthy.iter().any(|h| h == s))
+                .map(str::to_owned)
+                .collect();
+            let term = state.term;
+            let creation = super::transactional::FanOut {
+                state,
+                primary,
+                secondaries,
+                term,
+                intent,
+                kind: super::transactional::Kind::Creation,
+            };
+            return self.fan_out(call, rest, repo, creation).await;
+        }
         let outdated: Vec<String> =
             state.assigned(&storages).into_iter().filter(|s| **s != primary).map(str::to_owned).collect();
         let shared = self.clone();

@@ -57,8 +57,9 @@ pub(crate) const TRANSACTIONAL: &[&str] = &[
 /// Repository-scoped mutators that are not fanned out, and why.
 #[cfg(test)]
 const NOT_TRANSACTIONAL: &[&str] = &[
-    // Creations: made on one node, copied to the others by replication
-    // (see docs/consistency.md).
+    // Creations take the creation path: CreateRepository and
+    // CreateRepositoryFromURL fan out there with votes; the others are made
+    // on one node and replicated (see docs/consistency.md).
     "/gitaly.ObjectPoolService/CreateObjectPool",
     "/gitaly.RepositoryService/CreateFork",
     "/gitaly.RepositoryService/CreateRepository",
@@ -105,6 +106,33 @@ fn transaction_header(id: u64, node: &str, primary: bool) -> http::HeaderValue {
     http::HeaderValue::from_str(&encoded).expect("base64 is a valid header value")
 }
 
+/// What a finished transaction means for the repository's records.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    /// A write to an existing repository.
+    Write,
+    /// A creation: replicas that hold it are recorded at generation 0.
+    Creation,
+}
+
+impl Kind {
+    fn outcome(self, decision: Decision, primary: &str, assigned: &[String]) -> Outcome {
+        let outdated = |updated: &[String]| assigned.iter().filter(|s| !updated.contains(s)).cloned().collect();
+        match (self, decision) {
+            (Kind::Write, Decision::Unchanged) => Outcome::Unchanged,
+            (Kind::Write, Decision::Changed { updated, source }) => {
+                Outcome::Changed { outdated: outdated(&updated), updated, source }
+            }
+            (Kind::Creation, Decision::Unchanged) => {
+                Outcome::Created { created: vec![], outdated: vec![], source: primary.to_owned() }
+            }
+            (Kind::Creation, Decision::Changed { updated, source }) => {
+                Outcome::Created { outdated: outdated(&updated), created: updated, source }
+            }
+        }
+    }
+}
+
 impl Shared {
     pub(super) async fn transactional(
         self: &Arc<Self>,
@@ -115,12 +143,29 @@ impl Shared {
         let vs = repo.storage_name.clone();
         let (state, primary, term, intent) = self.begin_write(&call, &repo).await?;
         let storages = self.storages(&vs);
-        let assigned: Vec<String> = state.assigned(&storages).into_iter().map(str::to_owned).collect();
-        let secondaries: Vec<String> = assigned
-            .iter()
-            .filter(|s| **s != primary && state.is_up_to_date(s) && self.health.locally_healthy(&vs, s))
-            .cloned()
+        let secondaries: Vec<String> = state
+            .assigned(&storages)
+            .into_iter()
+            .filter(|s| *s != primary && state.is_up_to_date(s) && self.health.locally_healthy(&vs, s))
+            .map(str::to_owned)
             .collect();
+        let write = FanOut { state, primary, secondaries, term, intent, kind: Kind::Write };
+        self.fan_out(call, rest, repo, write).await
+    }
+
+    /// Sends the call to the primary and the secondaries at once under one
+    /// transaction, answers with the primary's response, and records the
+    /// outcome the votes decide before the client sees the final status.
+    pub(super) async fn fan_out(
+        self: &Arc<Self>,
+        call: Call,
+        rest: Body,
+        repo: Repository,
+        write: FanOut,
+    ) -> Result<http::Response<Body>, Status> {
+        let FanOut { state, primary, secondaries, term, intent, kind } = write;
+        let vs = repo.storage_name.clone();
+        let assigned: Vec<String> = state.assigned(&self.storages(&vs)).into_iter().map(str::to_owned).collect();
         let (voters, threshold) = transactions::voters(&primary, &secondaries);
         let id = self
             .transactions
@@ -175,14 +220,10 @@ impl Shared {
                     Decision::Changed { updated: vec![source.clone()], source: source.clone() }
                 }
             };
-            let outcome = match decision {
-                Decision::Unchanged => Outcome::Unchanged,
-                Decision::Changed { updated, source } => {
-                    let outdated = assigned.iter().filter(|s| !updated.contains(s)).cloned().collect();
-                    shared.metrics.count_transaction(updated.len(), by_node.len());
-                    Outcome::Changed { updated, outdated, source }
-                }
-            };
+            if let Decision::Changed { updated, .. } = &decision {
+                shared.metrics.count_transaction(updated.len(), by_node.len());
+            }
+            let outcome = kind.outcome(decision, &source, &assigned);
             if let Err(e) = shared.db.settle(intent, &outcome, &cid).await {
                 // The intent stays; the next recovery pass settles it.
                 tracing::error!(error = %e, correlation_id = %cid, "could not record a write's outcome");
@@ -284,6 +325,18 @@ impl Shared {
             }
         }
     }
+}
+
+/// A write ready to fan out: its intent is recorded.
+pub(super) struct FanOut {
+    pub state: crate::db::repositories::RepoState,
+    pub primary: String,
+    /// Healthy secondaries that vote with the primary.
+    pub secondaries: Vec<String>,
+    /// The primary's term when the write started.
+    pub term: i64,
+    pub intent: crate::db::repositories::IntentId,
+    pub kind: Kind,
 }
 
 /// What a secondary's forward needs of the call (a copy: it outlives it).

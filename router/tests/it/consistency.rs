@@ -422,3 +422,34 @@ async fn a_router_killed_mid_transaction_leaves_a_consistent_state() {
         "consistency (router kill -9 mid-push): {rounds} rounds, {landed} pushes landed everywhere, none half-applied"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acknowledged_creation_is_on_every_replica_and_survives_its_primary() {
+    let mut f = Fixture::start().await;
+    let channel = crate::support::unix_channel(&f.router.socket).await;
+    RepositoryServiceClient::new(channel)
+        .create_repository(CreateRepositoryRequest { repository: Some(repo("fresh.git")), ..Default::default() })
+        .await
+        .expect("create through the router");
+    // No replication has had time to run: the creation itself reached all.
+    let state = f.db.repository(VS, "fresh.git").await.expect("db").expect("recorded");
+    for n in &f.nodes {
+        assert!(state.is_up_to_date(&n.storage_name), "{} holds the new repository: {state:?}", n.storage_name);
+        assert!(n.path_of(&state.replica_path).join("HEAD").exists(), "on {}'s disk", n.storage_name);
+    }
+    let primary = state.primary.clone().expect("a primary");
+    f.node_mut(&primary).kill9();
+    let started = Instant::now();
+    let pushed = loop {
+        let out =
+            git_via(&f.router.address(), "fresh.git", Some(&f.base), &["push", "host:fresh.git", "main"], false).await;
+        if out.status.success() {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "consistency (creation): on all 3 replicas when acknowledged; first push {pushed:?} after its primary was killed"
+    );
+}
