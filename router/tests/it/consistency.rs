@@ -8,7 +8,7 @@
 
 use crate::support::cluster::{NodeProc, RouterProc};
 use crate::support::pg::TestDb;
-use crate::support::router::{NODE_TOKEN, VS, converged, git, git_via, migrated_db, repo, work_tree};
+use crate::support::router::{NODE_TOKEN, VS, converged, git, git_via, migrated_db, repo, try_converged, work_tree};
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::{CreateRepositoryRequest, WriteRefRequest};
 use cairn_router::db::Db;
@@ -40,7 +40,7 @@ impl Fixture {
         let (test_db, db) = migrated_db().await;
         let nodes: Vec<NodeProc> = ["s1", "s2", "s3"].iter().map(|s| NodeProc::start(s, NODE_TOKEN)).collect();
         let mut config = format!(
-            "name = \"consistency-router\"\n{}\n[logging]\nlevel = \"warn\"\n[[virtual_storage]]\nname = \"{VS}\"\n",
+            "name = \"consistency-router\"\n{}\n[logging]\nlevel = \"info\"\n[[virtual_storage]]\nname = \"{VS}\"\n",
             test_db.toml()
         );
         for n in &nodes {
@@ -102,6 +102,46 @@ impl Fixture {
                 n.storage_name,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Waits for convergence; on failure shows what the router said about
+    /// replication and the jobs left.
+    async fn converge(&self) {
+        if let Err(state) = try_converged(&self.db, &self.nodes, RELATIVE, Duration::from_secs(90)).await {
+            let log = self.router.log();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("replicat") || l.contains("job")).collect();
+            let jobs = self
+                .db
+                .client()
+                .await
+                .expect("client")
+                .query(
+                    "SELECT target_storage, source_storage, state, attempts, not_before::text, coalesce(last_error, '') FROM replication_jobs",
+                    &[],
+                )
+                .await
+                .expect("jobs");
+            let jobs: Vec<String> = jobs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:?}",
+                        (
+                            r.get::<_, String>(0),
+                            r.get::<_, String>(1),
+                            r.get::<_, String>(2),
+                            r.get::<_, i32>(3),
+                            r.get::<_, String>(4),
+                            r.get::<_, String>(5)
+                        )
+                    )
+                })
+                .collect();
+            panic!(
+                "replicas did not converge: {state:?}\njobs: {jobs:#?}\nrouter log: {:#?}",
+                &lines[lines.len().saturating_sub(20)..]
             );
         }
     }
@@ -312,7 +352,7 @@ async fn writes_survive(fault: Fault, total: usize) {
     if let Fault::Kill = fault {
         f.node_mut(&victim).restart();
     }
-    converged(&f.db, &f.nodes, RELATIVE).await;
+    f.converge().await;
     for n in &f.nodes {
         let refs = f.refs(&n.storage_name).await;
         let missing: Vec<&(String, String)> = acked.iter().filter(|(r, o)| refs.get(r) != Some(o)).collect();

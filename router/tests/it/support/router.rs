@@ -209,7 +209,20 @@ pub async fn checksum(node: &NodeProc, replica_path: &str) -> String {
 /// Waits until every running node holds the repository's latest generation
 /// with the same checksum; returns that checksum.
 pub async fn converged(db: &Db, nodes: &[NodeProc], relative: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    match try_converged(db, nodes, relative, std::time::Duration::from_secs(60)).await {
+        Ok(sum) => sum,
+        Err(state) => panic!("replicas did not converge: {state:?}"),
+    }
+}
+
+/// Like [`converged`], giving up after `within` with the last state seen.
+pub async fn try_converged(
+    db: &Db,
+    nodes: &[NodeProc],
+    relative: &str,
+    within: std::time::Duration,
+) -> Result<String, cairn_router::db::repositories::RepoState> {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let state = db.repository(VS, relative).await.expect("db").expect("recorded");
         let running: Vec<&NodeProc> = nodes.iter().filter(|n| n.is_running()).collect();
@@ -219,10 +232,12 @@ pub async fn converged(db: &Db, nodes: &[NodeProc], relative: &str) -> String {
                 sums.push(checksum(n, &state.replica_path).await);
             }
             if sums.windows(2).all(|w| w[0] == w[1]) {
-                return sums.pop().expect("a node");
+                return Ok(sums.pop().expect("a node"));
             }
         }
-        assert!(std::time::Instant::now() < deadline, "replicas did not converge: {state:?}");
+        if std::time::Instant::now() >= deadline {
+            return Err(state);
+        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
