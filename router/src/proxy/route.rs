@@ -263,43 +263,34 @@ impl Shared {
                 tracing::error!(error = %e, correlation_id = %cid, "could not record a write's outcome");
             }
         };
-        self.forward_settled(&call, rest, &repo, &state, &primary, settle).await
+        settle_forwarded(self.forward_write(&call, rest, &repo, &state, &primary, None).await, settle).await
     }
 
-    /// Forwards a write to `storage` and calls `settle` with its final code
-    /// once the answer ends (before the client sees it). A call that never
-    /// reached the node settles as having changed nothing, and an
-    /// unreachable node is taken out of routing until its next check.
-    async fn forward_settled<F, Fut>(
+    /// Sends a write (rewritten for `storage`) to `storage`'s node, with
+    /// one more header if `extra`; an unreachable node is taken out of
+    /// routing until its next check.
+    pub(super) async fn forward_write(
         &self,
         call: &Call,
         rest: Body,
         repo: &Repository,
         state: &RepoState,
         storage: &str,
-        settle: F,
-    ) -> Result<http::Response<Body>, Status>
-    where
-        F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
-    {
+        extra: Option<(&'static str, http::HeaderValue)>,
+    ) -> Result<http::Response<Body>, Status> {
         let vs = repo.storage_name.as_str();
         let forwarded = async {
             let message = self.rewritten(call, repo, state, storage).await?;
             let node = self.node(vs, storage)?;
-            self.forward(node, &call.parts, &message, call.first.leftover.clone(), Some(rest), None).await
+            self.forward(node, &call.parts, &message, call.first.leftover.clone(), Some(rest), extra).await
         }
         .await;
-        match forwarded {
-            Ok(response) => Ok(settle_on_finish(response, settle).await),
-            Err(status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.health.set_local(vs, storage, false);
-                }
-                settle(Some(tonic::Code::InvalidArgument)).await;
-                Err(status)
-            }
+        if let Err(status) = &forwarded
+            && status.code() == tonic::Code::Unavailable
+        {
+            self.health.set_local(vs, storage, false);
         }
+        forwarded
     }
 
     async fn creation(
@@ -406,7 +397,7 @@ impl Shared {
                 tracing::error!(error = %e, correlation_id = %cid, "could not record a creation's outcome");
             }
         };
-        self.forward_settled(&call, rest, &repo, &state, &primary, settle).await
+        settle_forwarded(self.forward_write(&call, rest, &repo, &state, &primary, None).await, settle).await
     }
 
     /// Asks `storage`'s node whether the replica exists on disk.
@@ -468,10 +459,30 @@ impl Shared {
     }
 }
 
+/// Passes a forwarded write's answer through, calling `settle` with its
+/// final code once it ends (before the client sees it); a call that never
+/// reached the node settles as having changed nothing.
+pub(super) async fn settle_forwarded<F, Fut>(
+    forwarded: Result<http::Response<Body>, Status>,
+    settle: F,
+) -> Result<http::Response<Body>, Status>
+where
+    F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    match forwarded {
+        Ok(response) => Ok(settle_on_finish(response, settle).await),
+        Err(status) => {
+            settle(Some(tonic::Code::InvalidArgument)).await;
+            Err(status)
+        }
+    }
+}
+
 /// Passes `response` through, calling `settle` with the call's final code
 /// before the client sees it (so an acknowledged write is recorded), or
 /// with `None` when the node's stream broke off.
-pub(super) async fn settle_on_finish<F, Fut>(response: http::Response<Body>, settle: F) -> http::Response<Body>
+async fn settle_on_finish<F, Fut>(response: http::Response<Body>, settle: F) -> http::Response<Body>
 where
     F: FnOnce(Option<tonic::Code>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,

@@ -3,7 +3,7 @@
 //! (see [`crate::transactions`]), the client sees only the primary's answer,
 //! and the repository's bookkeeping follows the votes.
 
-use super::route::settle_on_finish;
+use super::route::settle_forwarded;
 use super::{Call, Shared};
 use crate::db::repositories::Outcome;
 use crate::transactions::{self, CallEnd, Decision, Registration};
@@ -179,10 +179,10 @@ impl Shared {
         for (storage, body) in secondaries.iter().zip(bodies) {
             let (tx, rx) = oneshot::channel();
             ends.push((storage.clone(), rx));
-            let (shared, call_parts) = (self.clone(), CallParts::of(&call));
+            let (shared, call) = (self.clone(), detached(&call));
             let (repo, state, storage) = (repo.clone(), state.clone(), storage.clone());
             tokio::spawn(async move {
-                let end = shared.run_secondary(&call_parts, &repo, &state, &storage, body, id).await;
+                let end = shared.run_secondary(&call, &repo, &state, &storage, body, id).await;
                 shared.transactions.cancel_voter(id, &storage).ok();
                 let _ = tx.send(end);
             });
@@ -230,31 +230,8 @@ impl Shared {
             }
         };
 
-        let forwarded = async {
-            let message = self.rewritten(&call, &repo, &state, &primary).await?;
-            let node = self.node(&vs, &primary)?;
-            let header = transaction_header(id, &primary, true);
-            self.forward(
-                node,
-                &call.parts,
-                &message,
-                call.first.leftover.clone(),
-                Some(primary_body),
-                Some((TRANSACTION_KEY, header)),
-            )
-            .await
-        }
-        .await;
-        match forwarded {
-            Ok(response) => Ok(settle_on_finish(response, settle).await),
-            Err(status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.health.set_local(&vs, &primary, false);
-                }
-                settle(None).await;
-                Err(status)
-            }
-        }
+        let header = Some((TRANSACTION_KEY, transaction_header(id, &primary, true)));
+        settle_forwarded(self.forward_write(&call, primary_body, &repo, &state, &primary, header).await, settle).await
     }
 
     /// How a secondary's call ended, waiting (until `deadline`) only while
@@ -292,34 +269,17 @@ impl Shared {
     /// Runs the write on one secondary and waits for its end.
     async fn run_secondary(
         &self,
-        parts: &CallParts,
+        call: &Call,
         repo: &Repository,
         state: &crate::db::repositories::RepoState,
         storage: &str,
         body: Body,
         id: u64,
     ) -> CallEnd {
-        let vs = repo.storage_name.as_str();
-        let forwarded = async {
-            let message = self.rewritten(&parts.call, repo, state, storage).await?;
-            let node = self.node(vs, storage)?;
-            self.forward(
-                node,
-                &parts.call.parts,
-                &message,
-                parts.call.first.leftover.clone(),
-                Some(body),
-                Some((TRANSACTION_KEY, transaction_header(id, storage, false))),
-            )
-            .await
-        }
-        .await;
-        match forwarded {
+        let header = Some((TRANSACTION_KEY, transaction_header(id, storage, false)));
+        match self.forward_write(call, body, repo, state, storage, header).await {
             Ok(response) => drain(response).await,
             Err(status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.health.set_local(vs, storage, false);
-                }
                 tracing::warn!(storage, error = %status, "transactional write did not reach a secondary");
                 CallEnd::Broken
             }
@@ -339,30 +299,19 @@ pub(super) struct FanOut {
     pub kind: Kind,
 }
 
-/// What a secondary's forward needs of the call (a copy: it outlives it).
-struct CallParts {
-    call: Call,
-}
-
-impl CallParts {
-    fn of(call: &Call) -> Self {
-        let mut parts = http::Request::new(()).into_parts().0;
-        parts.method = call.parts.method.clone();
-        parts.uri = call.parts.uri.clone();
-        parts.version = call.parts.version;
-        parts.headers = call.parts.headers.clone();
-        // Sidechannels belong to the primary's call alone.
-        parts.headers.remove(cairn_node::transport::SIDECHANNEL_ID_KEY);
-        Self {
-            call: Call {
-                facts: call.facts,
-                parts,
-                first: super::frame::First {
-                    message: call.first.message.clone(),
-                    leftover: call.first.leftover.clone(),
-                },
-            },
-        }
+/// A copy of the call for a secondary's forward, which outlives the
+/// primary's. Sidechannels belong to the primary's call alone.
+fn detached(call: &Call) -> Call {
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = call.parts.method.clone();
+    parts.uri = call.parts.uri.clone();
+    parts.version = call.parts.version;
+    parts.headers = call.parts.headers.clone();
+    parts.headers.remove(cairn_node::transport::SIDECHANNEL_ID_KEY);
+    Call {
+        facts: call.facts,
+        parts,
+        first: super::frame::First { message: call.first.message.clone(), leftover: call.first.leftover.clone() },
     }
 }
 
