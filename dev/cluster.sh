@@ -73,21 +73,6 @@ fi
 pids=() # router first, then the nodes: the order to stop them in
 stopped=""
 
-# SIGTERM, then SIGKILL after 10 s; reaps the child.
-stop_pid() {
-    local pid="$1" tries=0
-    kill -TERM "$pid" 2>/dev/null || true
-    while pid_alive "$pid"; do
-        if [ "$tries" -eq 100 ]; then
-            echo "pid $pid did not stop in 10s; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        tries=$((tries + 1))
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
 stop_all() {
     [ -z "$stopped" ] || return 0
     stopped=1
@@ -95,7 +80,7 @@ stop_all() {
     echo "stopping the cluster" >&2
     local pid
     for pid in "${pids[@]}"; do
-        stop_pid "$pid"
+        stop_process "$pid" TERM 10 process
     done
     pg_stop "$pg_dir"
     rm -f "$root/cluster.pid"

@@ -115,23 +115,28 @@ pid_alive() {
     [ "${stat%% *}" != Z ]
 }
 
+# stop_process PID SIGNAL SECONDS NAME: sends SIGNAL, waits up to SECONDS
+# for the process to go, then kills it; reaps it when it is our child.
+stop_process() {
+    local pid="$1" signal="$2" seconds="$3" name="$4" tries=0
+    kill "-$signal" "$pid" 2>/dev/null || true
+    while pid_alive "$pid"; do
+        if [ "$tries" -eq $((seconds * 10)) ]; then
+            echo "$name (pid $pid) did not stop in ${seconds}s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        tries=$((tries + 1))
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
 # pg_stop DIR: fast shutdown (SIGINT) of the server started by pg_start DIR;
 # waits up to 30 s, then kills it.
 pg_stop() {
     local dir="$1" pid
     pid="$(cat "$dir/postgres.pid" 2>/dev/null)" || return 0
     [ -n "$pid" ] || return 0
-    kill -INT "$pid" 2>/dev/null || true
-    local tries=0
-    while pid_alive "$pid"; do
-        if [ "$tries" -ge 300 ]; then
-            echo "postgres (pid $pid) did not stop; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        tries=$((tries + 1))
-        sleep 0.1
-    done
-    # Reap it when it is our child (no-op otherwise).
-    wait "$pid" 2>/dev/null || true
+    stop_process "$pid" INT 30 postgres
     rm -f "$dir/postgres.pid"
 }
