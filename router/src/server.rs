@@ -176,28 +176,8 @@ pub async fn run_with(
         connections.get_or_create(&ConnectionLabels { r#type: kind.as_str() }).inc();
     });
     let grace = config.graceful_stop_timeout();
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stopped_tx.send(());
-    };
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(300)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .layer(stack)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown);
-    tokio::pin!(server);
-    let result = tokio::select! {
-        r = &mut server => r.map_err(Into::into),
-        _ = stopped_rx => match tokio::time::timeout(grace, server).await {
-            Ok(r) => r.map_err(Into::into),
-            Err(_) => {
-                tracing::warn!(timeout = ?grace, "graceful stop timed out; dropping in-flight calls");
-                Ok(())
-            }
-        },
-    };
+    let result =
+        cairn_node::server::serve_with_grace(stack, routes, incoming, shutdown, grace).await.map_err(Into::into);
     let _ = stop_tx.send(true);
     // Replication workers finish their current job.
     let _ = tokio::time::timeout(grace, futures::future::join_all(loops)).await;

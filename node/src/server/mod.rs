@@ -193,30 +193,48 @@ impl Server {
             .add_service(reflection_alpha);
 
         let grace = self.deps.config.graceful_restart_timeout();
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            shutdown.await;
-            let _ = stopped_tx.send(());
-        };
-        let server = tonic::transport::Server::builder()
-            // Upstream pings idle clients every 5 minutes.
-            .http2_keepalive_interval(Some(Duration::from_secs(300)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .layer(self.stack.clone())
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, shutdown);
-        tokio::pin!(server);
-        tokio::select! {
-            r = &mut server => return r.map_err(Into::into),
-            _ = stopped_rx => {}
-        }
-        // Shutdown was requested: drain in-flight calls, but not forever.
-        match tokio::time::timeout(grace, server).await {
-            Ok(r) => r.map_err(Into::into),
-            Err(_) => {
-                tracing::warn!(timeout = ?grace, "graceful shutdown timed out; dropping in-flight calls");
-                Ok(())
-            }
+        serve_with_grace(self.stack.clone(), routes, incoming, shutdown, grace).await.map_err(Into::into)
+    }
+}
+
+/// Serves `routes` behind `stack` on `incoming` until `shutdown` resolves,
+/// then lets in-flight calls finish for up to `grace` (dropping them after).
+/// The node and the router serve through this.
+pub async fn serve_with_grace<I, IO, IE>(
+    stack: middleware::Stack,
+    routes: tonic::service::Routes,
+    incoming: I,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures::Stream<Item = Result<IO, IE>> + Send,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopped_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        // Upstream pings idle clients every 5 minutes.
+        .http2_keepalive_interval(Some(Duration::from_secs(300)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(stack)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r,
+        _ = stopped_rx => {}
+    }
+    // Shutdown was requested: drain in-flight calls, but not forever.
+    match tokio::time::timeout(grace, server).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(timeout = ?grace, "graceful shutdown timed out; dropping in-flight calls");
+            Ok(())
         }
     }
 }
