@@ -166,12 +166,6 @@ pub struct Summary {
     pub subtransactions: Vec<Subtransaction>,
 }
 
-impl Summary {
-    /// `node`'s outcome in the last subtransaction (`None`: no vote in it).
-    pub fn last_outcome(&self, node: &str) -> Option<Outcome> {
-        self.subtransactions.last().and_then(|s| s.outcome(node))
-    }
-}
 
 /// The last id handed out and the live transactions.
 #[derive(Debug, Default)]
@@ -526,8 +520,9 @@ mod tests {
         assert_eq!((p.expect("p"), a.expect("a")), (Outcome::Committed, Outcome::Committed));
         let summary = m.finish(id).expect("finish");
         assert_eq!(summary.subtransactions.len(), 2);
-        assert_eq!(summary.last_outcome("p"), Some(Outcome::Committed));
-        assert_eq!(summary.last_outcome("b"), None);
+        let last = summary.subtransactions.last().expect("a subtransaction");
+        assert_eq!(last.outcome("p"), Some(Outcome::Committed));
+        assert_eq!(last.outcome("b"), None, "the dissenter did not vote in the last one");
         assert!(matches!(m.vote(id, "p", h1).await, Err(TransactionError::NotFound(_))));
     }
 
