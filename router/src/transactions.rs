@@ -166,7 +166,6 @@ pub struct Summary {
     pub subtransactions: Vec<Subtransaction>,
 }
 
-
 /// The last id handed out and the live transactions.
 #[derive(Debug, Default)]
 struct Registry {

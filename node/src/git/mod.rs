@@ -25,6 +25,7 @@ pub mod object_cache;
 pub mod objects;
 pub mod objects_size;
 pub mod pack_objects;
+pub mod quarantine;
 pub mod raw_changes;
 pub mod references;
 pub mod refs;

@@ -14,7 +14,6 @@ impl raft_service_server::RaftService for Unimplemented {}
 impl conflicts_service_server::ConflictsService for Unimplemented {}
 impl hook_service_server::HookService for Unimplemented {}
 impl object_pool_service_server::ObjectPoolService for Unimplemented {}
-impl operation_service_server::OperationService for Unimplemented {}
 impl partition_service_server::PartitionService for Unimplemented {}
 impl praefect_info_service_server::PraefectInfoService for Unimplemented {}
 impl remote_service_server::RemoteService for Unimplemented {}

@@ -25,7 +25,7 @@ const SECRET: &str = "the-shared-secret";
 /// One request the fake GitLab received.
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
-    path: String,
+    pub(crate) path: String,
     /// Whether `Gitlab-Shell-Api-Request` held a valid token.
     jwt_ok: bool,
     authorization: Option<String>,
@@ -167,7 +167,7 @@ fn verify_jwt(token: &str) -> bool {
         && claims["iat"].as_u64().is_some_and(|i| i <= now + 5)
 }
 
-fn json(status: u16, body: serde_json::Value) -> Reply {
+pub(crate) fn json(status: u16, body: serde_json::Value) -> Reply {
     (status, "application/json", body.to_string())
 }
 

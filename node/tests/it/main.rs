@@ -15,6 +15,7 @@ mod gitlab_api;
 mod hooks;
 mod hostile_paths;
 mod observability;
+mod operations;
 mod pack_objects_cache;
 mod read_freshness;
 mod ref_service;

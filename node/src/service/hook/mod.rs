@@ -12,6 +12,7 @@
 //! voter then casts a synchronising vote, and the reference-transaction
 //! hook votes on the reference updates themselves.
 
+mod in_process;
 mod pack_objects_hook_with_sidechannel;
 mod post_receive_hook;
 mod pre_receive_hook;
@@ -28,6 +29,7 @@ use crate::hooks::custom::{self, Chunk, CustomHookError};
 use crate::hooks::payload::HooksPayload;
 use crate::transaction::Transaction;
 use cairn_proto::gitaly::*;
+pub(in crate::service) use in_process::{HookFailure, HookOutput, ReceiveHooks};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -87,6 +89,8 @@ enum Failure {
     Exit(i32),
     /// The hook refused for a reason of its own (exit 1 with this text).
     Message(String),
+    /// GitLab's access check refused the change with this message.
+    Denied(String),
     /// A transaction vote was not committed.
     Vote(crate::transaction::TransactionError),
 }
@@ -325,11 +329,33 @@ async fn hooks_for(
     transaction: Option<Transaction>,
     metadata: &tonic::metadata::MetadataMap,
 ) -> crate::error::Result<crate::git::wire::Hooks> {
-    use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue};
     let hooks = deps.hooks.clone();
     if !hooks.usable() {
         return Err(Error::internal_msg(format!("hooks binary {:?} is missing or not executable", hooks.binary)));
     }
+    let payload = payload_for(deps, repository, path, requested_hooks, user, transaction, metadata).await?;
+    Ok(crate::git::wire::Hooks {
+        dir: hooks.dir.clone(),
+        binary: hooks.binary.clone(),
+        payload: payload.encode(),
+        log_dir: hooks.log_dir.clone(),
+    })
+}
+
+/// The payload hooks get for a change to `repository`: which hooks run,
+/// the feature flags of the request, who makes the change and the router's
+/// transaction it takes part in.
+async fn payload_for(
+    deps: &Deps,
+    repository: &Repository,
+    path: &crate::storage::RepoPath,
+    requested_hooks: u32,
+    user: Option<crate::hooks::payload::UserDetails>,
+    transaction: Option<Transaction>,
+    metadata: &tonic::metadata::MetadataMap,
+) -> crate::error::Result<HooksPayload> {
+    use crate::hooks::payload::{FeatureFlag, FeatureFlagWithValue};
+    let hooks = &deps.hooks;
     let repos = deps.repos.clone();
     let repo_path = path.path.clone();
     let format = super::blocking(move || Ok(repos.open(&repo_path)?.object_format())).await?;
@@ -346,7 +372,7 @@ async fn hooks_for(
             tonic::metadata::KeyAndValueRef::Binary(..) => None,
         })
         .collect();
-    let payload = HooksPayload {
+    Ok(HooksPayload {
         requested_hooks,
         feature_flags,
         repository: repository.clone(),
@@ -357,11 +383,5 @@ async fn hooks_for(
         transaction,
         user_details: user,
         transaction_id: 0,
-    };
-    Ok(crate::git::wire::Hooks {
-        dir: hooks.dir.clone(),
-        binary: hooks.binary.clone(),
-        payload: payload.encode(),
-        log_dir: hooks.log_dir.clone(),
     })
 }

@@ -23,7 +23,7 @@ pub(super) async fn handle(
     receive::handle(deps, req, "post-receive", run).await
 }
 
-async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
+pub(super) async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
     check_receive(&rx.payload, &rx.repository.gl_repository, &rx.changes, false)?;
     if let Some(gitlab) = rx.deps.gitlab.clone() {
         let user = rx.payload.user_details.clone().unwrap_or_default();

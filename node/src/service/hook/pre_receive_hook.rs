@@ -30,7 +30,7 @@ pub(super) async fn handle(
     receive::handle(deps, req, "pre-receive", run).await
 }
 
-async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
+pub(super) async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure> {
     let gitlab = rx.deps.gitlab.clone();
     // Only GitLab needs the quarantine spelled out; without it, nothing changes.
     let (object_dir, alternates) = if gitlab.is_some() { quarantine(&rx)? } else { Default::default() };
@@ -51,7 +51,7 @@ async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<(), Failure
         };
         match gitlab.allowed(&params).await {
             Ok((true, _)) => {}
-            Ok((false, message)) => return Err(Failure::Message(format!("GitLab: {message}"))),
+            Ok((false, message)) => return Err(Failure::Denied(message)),
             Err(e) => return Err(Failure::Message(format!("GitLab: {e}"))),
         }
     }

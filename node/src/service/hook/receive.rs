@@ -137,6 +137,7 @@ where
                 Ok(()) => Resp::exit(0, Vec::new()),
                 Err(Failure::Exit(code)) => Resp::exit(code, Vec::new()),
                 Err(Failure::Message(m)) => Resp::exit(1, m.into_bytes()),
+                Err(Failure::Denied(m)) => Resp::exit(1, format!("GitLab: {m}").into_bytes()),
                 Err(Failure::Vote(e)) => Resp::exit(1, crate::error::error_chain(&e).into_bytes()),
             })
         },

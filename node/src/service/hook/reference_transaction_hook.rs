@@ -83,7 +83,9 @@ fn finish(outcome: std::result::Result<(), Failure>) -> Result<ReferenceTransact
         Err(Failure::Exit(code)) => {
             Ok(ReferenceTransactionHookResponse { exit_status: Some(ExitStatus { value: code }), ..Default::default() })
         }
-        Err(Failure::Message(m)) => Err(Error::internal_msg(format!("reference-transaction hook: {m}"))),
+        Err(Failure::Message(m) | Failure::Denied(m)) => {
+            Err(Error::internal_msg(format!("reference-transaction hook: {m}")))
+        }
         Err(Failure::Vote(e)) => {
             let e = Error::from(e);
             Err(Error::new(e.code(), format!("reference-transaction hook: error voting on transaction: {e}")))

@@ -29,7 +29,7 @@ pub(super) async fn handle(deps: &Deps, req: Request<UpdateHookRequest>) -> Resu
 }
 
 /// The update hook's own work: checks, then the custom update hooks.
-async fn run(
+pub(super) async fn run(
     deps: &Deps,
     repo: &std::path::Path,
     payload: &crate::hooks::payload::HooksPayload,
@@ -66,7 +66,7 @@ fn finish(outcome: std::result::Result<(), Failure>) -> Result<UpdateHookRespons
     let value = match outcome {
         Ok(()) => 0,
         Err(Failure::Exit(code)) => code,
-        Err(Failure::Message(m)) => return Err(Error::internal_msg(m)),
+        Err(Failure::Message(m) | Failure::Denied(m)) => return Err(Error::internal_msg(m)),
         Err(Failure::Vote(e)) => return Err(Error::internal_msg(crate::error::error_chain(&e))),
     };
     Ok(UpdateHookResponse { exit_status: Some(ExitStatus { value }), ..Default::default() })

@@ -1,0 +1,64 @@
+//! OperationService: changes made on a user's behalf, checked against what
+//! the git CLI sees in the repository afterwards.
+
+mod branches;
+
+use crate::support::git::{Format, TestRepo};
+use crate::support::{Node, STORAGE};
+use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
+use cairn_proto::gitaly::{Repository, User};
+use tonic::transport::Channel;
+
+/// The user GitLab acts for.
+pub(crate) fn user() -> User {
+    User {
+        gl_id: "user-1".into(),
+        name: b"Jane Doe".to_vec(),
+        email: b"jane@example.com".to_vec(),
+        gl_username: "jane".into(),
+        timezone: "UTC".into(),
+    }
+}
+
+/// A repository on `node` with GitLab's identifiers, which receive hooks need.
+pub(crate) fn repository(relative: &str) -> Repository {
+    Repository {
+        storage_name: STORAGE.into(),
+        relative_path: relative.into(),
+        gl_repository: "project-1".into(),
+        gl_project_path: "group/project".into(),
+        ..Default::default()
+    }
+}
+
+/// A repository with `main` holding two commits; returns them.
+pub(crate) fn seeded(node: &Node, relative: &str, format: Format) -> (TestRepo, String, String) {
+    let repo = node.create_repo(relative, format);
+    let first = repo.commit_on("main", &[("README.md", "hello\n")], "first");
+    let second = repo.commit_on("main", &[("README.md", "hello\n"), ("a.txt", "a\n")], "second");
+    repo.git(&["symbolic-ref", "HEAD", "refs/heads/main"]);
+    (repo, first, second)
+}
+
+pub(crate) async fn client(node: &Node) -> OperationServiceClient<Channel> {
+    OperationServiceClient::new(node.channel().await)
+}
+
+/// The value of `reference`, or `None`.
+pub(crate) fn resolve(repo: &TestRepo, reference: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo.path)
+        .args(["rev-parse", "--verify", "--quiet", reference])
+        .output()
+        .expect("git runs");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The one structured detail of `status`, decoded as `M`.
+pub(crate) fn detail<M: prost::Message + prost::Name + Default>(status: &tonic::Status) -> M {
+    let details = cairn_node::error::status_details(status);
+    assert_eq!(details.len(), 1, "one detail in {status:?}");
+    assert_eq!(details[0].type_url, M::type_url());
+    M::decode(details[0].value.as_slice()).expect("detail decodes")
+}
