@@ -7,6 +7,8 @@ mod support;
 
 mod auth;
 mod blob_service;
+mod bundles;
+mod cleanup_service;
 mod cli;
 mod commit_service;
 mod compatibility;
@@ -18,6 +20,7 @@ mod observability;
 mod pack_objects_cache;
 mod read_freshness;
 mod ref_service;
+mod remote_service;
 mod replication;
 mod repository_reads;
 mod repository_service;
