@@ -8,7 +8,6 @@ mod support;
 mod auth;
 mod blob_service;
 mod bundles;
-mod cleanup_service;
 mod cli;
 mod commit_service;
 mod compatibility;
