@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod blob_service;
 mod bundles;
+mod cleanup_service;
 mod cli;
 mod commit_service;
 mod compatibility;
