@@ -16,14 +16,12 @@ pub fn create_all(
     quarantine: &super::repo::Quarantine,
     correlation_id: Option<&str>,
 ) -> Result<Running, GitError> {
-    let cmd = quarantine
-        .apply(GitCommand::new(Subcommand::Bundle))
-        .git_dir(repo)
-        .flag("create")
-        .flag("--quiet")
-        .flag("-")
-        .flag("--all");
-    Ok(factory.spawn(cmd, correlation_id)?)
+    Ok(factory.spawn(create_command(repo, quarantine).flag("--all"), correlation_id)?)
+}
+
+/// `git bundle create -` reading objects as the request asks.
+fn create_command(repo: &Path, quarantine: &super::repo::Quarantine) -> GitCommand {
+    quarantine.apply(GitCommand::new(Subcommand::Bundle)).git_dir(repo).flag("create").flag("--quiet").flag("-")
 }
 
 /// Whether git refused because the repository has no references.
@@ -41,15 +39,7 @@ pub fn create_from_patterns(
     patterns: Vec<u8>,
     correlation_id: Option<&str>,
 ) -> Result<Running, GitError> {
-    let cmd = quarantine
-        .apply(GitCommand::new(Subcommand::Bundle))
-        .git_dir(repo)
-        .flag("create")
-        .flag("--quiet")
-        .flag("-")
-        .flag("--ignore-missing")
-        .flag("--stdin")
-        .stdin(patterns);
+    let cmd = create_command(repo, quarantine).flag("--ignore-missing").flag("--stdin").stdin(patterns);
     Ok(factory.spawn(cmd, correlation_id)?)
 }
 

@@ -18,9 +18,7 @@ async fn client(node: &Node) -> RepositoryServiceClient<Channel> {
 
 /// Every reference with its object, and HEAD's target.
 fn refs(repo: &Path) -> String {
-    let list = git(Some(repo), &["for-each-ref", "--format=%(objectname) %(refname)"]);
-    let head = git(Some(repo), &["symbolic-ref", "HEAD"]);
-    format!("{list}\nHEAD -> {head}")
+    format!("{}HEAD -> {}", crate::support::wire::refs(repo), git(Some(repo), &["symbolic-ref", "HEAD"]))
 }
 
 fn fsck(repo: &Path) {
