@@ -1,6 +1,8 @@
 //! CreateRepositoryFromBundle, FetchBundle and CreateBundleFromRefList
 //! against a real node, checked with the git CLI, for SHA-1 and SHA-256.
 
+#![allow(clippy::disallowed_methods, reason = "a failing `git bundle verify` is asserted with the real git CLI")]
+
 use crate::support::Node;
 use crate::support::git::{Format, TestRepo, git, git_stdin_bytes};
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
