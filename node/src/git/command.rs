@@ -44,6 +44,16 @@ pub enum Subcommand {
     Clone,
     /// `git pack-objects --stdout` for the pack-objects hook.
     PackObjects,
+    /// `git ls-remote` against request-supplied URLs (remote existence,
+    /// remote HEAD, a mirror's references).
+    LsRemote,
+    /// `git push` to a remote mirror.
+    Push,
+    /// `git merge-base --is-ancestor` (which refs a mirror push may move).
+    MergeBase,
+    /// `git fast-export` / `git fast-import`: history rewriting.
+    FastExport,
+    FastImport,
 }
 
 impl Subcommand {
@@ -69,6 +79,11 @@ impl Subcommand {
             Self::Fetch => "fetch",
             Self::Clone => "clone",
             Self::PackObjects => "pack-objects",
+            Self::LsRemote => "ls-remote",
+            Self::Push => "push",
+            Self::MergeBase => "merge-base",
+            Self::FastExport => "fast-export",
+            Self::FastImport => "fast-import",
         })
     }
 
@@ -87,6 +102,9 @@ impl Subcommand {
                 | Self::ReceivePack
                 | Self::Fetch
                 | Self::Clone
+                | Self::LsRemote
+                | Self::Push
+                | Self::MergeBase
         )
     }
 }

@@ -387,27 +387,133 @@ pub async fn fetch_url(
     for refspec in &opts.refspecs {
         cmd = cmd.config(&format!("remote.{ADHOC_REMOTE}.fetch"), refspec);
     }
-    let mut url = opts.remote.url.clone();
-    if !opts.remote.resolved_address.is_empty() {
-        let (pinned, config) = pin_address(&url, &opts.remote.resolved_address)?;
+    cmd = adhoc_remote(cmd, &opts.remote)?.arg(ADHOC_REMOTE);
+    if let Some(hooks) = &opts.hooks {
+        cmd = hooks.apply(cmd);
+    }
+    let out = factory.run(cmd, correlation_id).await?;
+    Ok(parse_porcelain(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Configures `cmd` with the ad-hoc remote [`ADHOC_REMOTE`] standing for
+/// `remote`: its URL (pinned to the resolved address when given) and its
+/// `Authorization` header, scoped to that URL as upstream scopes it.
+fn adhoc_remote(mut cmd: GitCommand, remote: &UrlRemote) -> Result<GitCommand, GitError> {
+    let mut url = remote.url.clone();
+    if !remote.resolved_address.is_empty() {
+        let (pinned, config) = pin_address(&url, &remote.resolved_address)?;
         url = pinned;
         for (k, v) in config {
             cmd = cmd.config(&k, &v);
         }
     }
     cmd = cmd.config(&format!("remote.{ADHOC_REMOTE}.url"), &url);
-    if !opts.remote.authorization.is_empty() {
-        cmd = cmd.config(
-            &format!("http.{}.extraHeader", opts.remote.url),
-            &format!("Authorization: {}", opts.remote.authorization),
-        );
+    if !remote.authorization.is_empty() {
+        cmd = cmd
+            .config(&format!("http.{}.extraHeader", remote.url), &format!("Authorization: {}", remote.authorization));
     }
-    cmd = cmd.arg(ADHOC_REMOTE);
-    if let Some(hooks) = &opts.hooks {
-        cmd = hooks.apply(cmd);
+    Ok(cmd)
+}
+
+/// What a remote reference points at, as `git ls-remote --symref` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteTarget {
+    /// An object id (hex).
+    Object(String),
+    /// A symbolic reference to the named reference.
+    Symbolic(String),
+}
+
+/// Lists the references of `remote` matching `patterns` (all when empty):
+/// `git ls-remote --symref` with the ad-hoc remote, run in `repo` when
+/// given (only for its object format). A symbolic reference is listed with
+/// its target's name only. `refs_only` drops HEAD and peeled tags
+/// (`--refs`).
+pub async fn ls_remote(
+    factory: &CommandFactory,
+    repo: Option<&Path>,
+    remote: &UrlRemote,
+    patterns: &[&str],
+    refs_only: bool,
+    ssh_command: &str,
+    correlation_id: Option<&str>,
+) -> Result<Vec<(String, RemoteTarget)>, GitError> {
+    let mut cmd = network_protocols_only(GitCommand::new(Subcommand::LsRemote))
+        .flag("--symref")
+        .env("GIT_SSH_COMMAND", ssh_command);
+    if let Some(repo) = repo {
+        cmd = cmd.git_dir(repo);
+    }
+    if refs_only {
+        cmd = cmd.flag("--refs");
+    }
+    cmd = adhoc_remote(cmd, remote)?.arg(ADHOC_REMOTE);
+    for p in patterns {
+        cmd = cmd.arg(p);
     }
     let out = factory.run(cmd, correlation_id).await?;
-    Ok(parse_porcelain(&String::from_utf8_lossy(&out.stdout)))
+    parse_ls_remote(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Reads `git ls-remote --symref` lines: `<oid>\t<name>`, and for symbolic
+/// references `ref: <target>\t<name>` before the resolved line (which is
+/// then skipped: the symbolic entry stands for it).
+fn parse_ls_remote(text: &str) -> Result<Vec<(String, RemoteTarget)>, GitError> {
+    let mut out: Vec<(String, RemoteTarget)> = Vec::new();
+    let mut symbolic: Option<String> = None;
+    for line in text.lines() {
+        let (target, name) = line
+            .split_once('\t')
+            .ok_or_else(|| GitError::Invalid(format!("invalid ls-remote output line: {line:?}")))?;
+        if let Some(to) = target.strip_prefix("ref: ") {
+            symbolic = Some(name.to_owned());
+            out.push((name.to_owned(), RemoteTarget::Symbolic(to.to_owned())));
+            continue;
+        }
+        if symbolic.take().as_deref() == Some(name) {
+            continue;
+        }
+        out.push((name.to_owned(), RemoteTarget::Object(target.to_owned())));
+    }
+    Ok(out)
+}
+
+/// Whether `url` answers as a git repository with a HEAD (upstream's
+/// check: `git ls-remote <url> HEAD` prints one object id). Any failure
+/// to talk to it means "no".
+pub async fn remote_exists(factory: &CommandFactory, url: &str, correlation_id: Option<&str>) -> bool {
+    let cmd = network_protocols_only(GitCommand::new(Subcommand::LsRemote)).arg(url).arg("HEAD");
+    let Ok(out) = factory.run(cmd, correlation_id).await else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some((oid, rest)) = text.split_once('\t') else { return false };
+    rest == "HEAD\n" && matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Pushes `refspecs` to `remote` from `repo` (`--force` when asked). No
+/// hooks run: the push changes nothing locally.
+pub async fn push(
+    factory: &CommandFactory,
+    repo: &Path,
+    remote: &UrlRemote,
+    refspecs: &[String],
+    force: bool,
+    ssh_command: &str,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let mut cmd = network_protocols_only(GitCommand::new(Subcommand::Push))
+        .git_dir(repo)
+        .flag("--quiet")
+        .env("GIT_SSH_COMMAND", ssh_command)
+        .config("core.hooksPath", "/dev/null");
+    if force {
+        cmd = cmd.flag("--force");
+    }
+    cmd = adhoc_remote(cmd, remote)?.arg(ADHOC_REMOTE);
+    for r in refspecs {
+        cmd = cmd.arg(r);
+    }
+    factory.run(cmd, correlation_id).await?;
+    Ok(())
 }
 
 /// Reads `git fetch --porcelain` lines: `<flag> <old> <new> <reference>`.
@@ -488,6 +594,23 @@ mod tests {
         assert!(moved.tags_changed);
         let pruned = parse_porcelain(&format!("- {a} {z} refs/heads/gone\n"));
         assert_eq!(pruned, FetchOutcome { tags_changed: false, repo_changed: true });
+    }
+
+    #[test]
+    fn ls_remote_lines() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let text = format!("ref: refs/heads/main\tHEAD\n{a}\tHEAD\n{a}\trefs/heads/main\n{b}\trefs/tags/v1\n");
+        let refs = parse_ls_remote(&text).expect("parses");
+        assert_eq!(
+            refs,
+            vec![
+                ("HEAD".to_owned(), RemoteTarget::Symbolic("refs/heads/main".to_owned())),
+                ("refs/heads/main".to_owned(), RemoteTarget::Object(a)),
+                ("refs/tags/v1".to_owned(), RemoteTarget::Object(b)),
+            ]
+        );
+        assert!(parse_ls_remote("garbage\n").is_err());
     }
 
     #[test]

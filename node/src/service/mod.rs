@@ -6,6 +6,7 @@
 //! `ref` is a Rust keyword, so RefService lives in `refs` once it exists.
 
 mod blob;
+mod cleanup;
 mod commit;
 pub(crate) mod convert;
 mod diff;
@@ -15,6 +16,7 @@ mod operations;
 mod pump;
 mod receive;
 mod refs;
+mod remote;
 mod repository;
 mod server;
 mod smarthttp;
@@ -64,7 +66,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(repository_service_server::RepositoryServiceServer::new(repository::RepositoryService::new(deps)))
         .add_service(analysis_service_server::AnalysisServiceServer::new(u))
         .add_service(blob_service_server::BlobServiceServer::new(blob::BlobService::new(deps)))
-        .add_service(cleanup_service_server::CleanupServiceServer::new(u))
+        .add_service(cleanup_service_server::CleanupServiceServer::new(cleanup::CleanupService::new(deps)))
         .add_service(raft_service_server::RaftServiceServer::new(u))
         .add_service(commit_service_server::CommitServiceServer::new(commit::CommitService::new(deps)))
         .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
@@ -76,7 +78,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(partition_service_server::PartitionServiceServer::new(u))
         .add_service(praefect_info_service_server::PraefectInfoServiceServer::new(u))
         .add_service(ref_service_server::RefServiceServer::new(refs::RefService::new(deps)))
-        .add_service(remote_service_server::RemoteServiceServer::new(u))
+        .add_service(remote_service_server::RemoteServiceServer::new(remote::RemoteService::new(deps)))
         .add_service(smart_http_service_server::SmartHttpServiceServer::new(smarthttp::SmartHttpService::new(deps)))
         .add_service(ssh_service_server::SshServiceServer::new(ssh::SshService::new(deps)))
         .add_service(ref_transaction_server::RefTransactionServer::new(u))

@@ -7,6 +7,8 @@ mod support;
 
 mod auth;
 mod blob_service;
+mod bundles;
+mod cleanup_service;
 mod cli;
 mod commit_service;
 mod compatibility;
@@ -19,6 +21,7 @@ mod operations;
 mod pack_objects_cache;
 mod read_freshness;
 mod ref_service;
+mod remote_service;
 mod replication;
 mod repository_reads;
 mod repository_service;

@@ -2,6 +2,7 @@
 //! from `git bundle create` as git writes it.
 
 use crate::error::{Error, Result};
+use crate::git::command::Running;
 use crate::git::{GitError, bundle};
 use crate::service::{CHUNK_SIZE, Deps};
 use cairn_proto::gitaly::{CreateBundleRequest, CreateBundleResponse};
@@ -14,8 +15,18 @@ pub(super) async fn handle(
     correlation_id: Option<&str>,
 ) -> Result<BoxStream<CreateBundleResponse>> {
     let path = deps.storages.repo(req.repository.as_ref())?;
-    let mut running = bundle::create_all(&deps.git, &path.path, &crate::service::quarantine(&path), correlation_id)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<tonic::Result<CreateBundleResponse>>(4);
+    let running = bundle::create_all(&deps.git, &path.path, &crate::service::quarantine(&path), correlation_id)?;
+    Ok(stream_bundle(running, |data| CreateBundleResponse { data }))
+}
+
+/// Streams the stdout of a running `git bundle create -` in messages of
+/// [`CHUNK_SIZE`]; git refusing an empty bundle becomes upstream's
+/// FAILED_PRECONDITION.
+pub(super) fn stream_bundle<T: Send + 'static>(
+    mut running: Running,
+    make: impl Fn(Vec<u8>) -> T + Send + 'static,
+) -> BoxStream<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<tonic::Result<T>>(4);
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK_SIZE];
         let mut filled = 0;
@@ -31,7 +42,7 @@ pub(super) async fn handle(
             if filled == CHUNK_SIZE {
                 let data = std::mem::replace(&mut buf, vec![0u8; CHUNK_SIZE]);
                 filled = 0;
-                if tx.send(Ok(CreateBundleResponse { data })).await.is_err() {
+                if tx.send(Ok(make(data))).await.is_err() {
                     // The client went away; dropping `running` kills git.
                     return;
                 }
@@ -42,7 +53,7 @@ pub(super) async fn handle(
             Ok(()) => {
                 if filled > 0 {
                     buf.truncate(filled);
-                    let _ = tx.send(Ok(CreateBundleResponse { data: buf })).await;
+                    let _ = tx.send(Ok(make(buf))).await;
                 }
             }
             Err(e) => {
@@ -55,5 +66,5 @@ pub(super) async fn handle(
             }
         }
     });
-    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

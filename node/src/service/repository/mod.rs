@@ -1,13 +1,17 @@
 //! RepositoryService: repository lifecycle and repository-wide queries.
 //! The rest of the service's RPCs answer UNIMPLEMENTED for now.
 
+mod bundle_input;
 mod calculate_checksum;
 mod config;
 mod create_bundle;
+mod create_bundle_from_ref_list;
 mod create_fork;
 mod create_repository;
+mod create_repository_from_bundle;
 mod create_repository_from_url;
 mod custom_hooks;
+mod fetch_bundle;
 mod fetch_remote;
 mod fetch_source_branch;
 mod find_license;
@@ -227,6 +231,33 @@ impl repository_service_server::RepositoryService for RepositoryService {
     async fn create_bundle(&self, req: Request<CreateBundleRequest>) -> StreamResult<CreateBundleResponse> {
         let cid = correlation_id(&req);
         respond(create_bundle::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn create_bundle_from_ref_list(
+        &self,
+        req: Request<Streaming<CreateBundleFromRefListRequest>>,
+    ) -> StreamResult<CreateBundleFromRefListResponse> {
+        let cid = correlation_id(&req);
+        respond(create_bundle_from_ref_list::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn create_repository_from_bundle(
+        &self,
+        req: Request<Streaming<CreateRepositoryFromBundleRequest>>,
+    ) -> Result<Response<CreateRepositoryFromBundleResponse>, Status> {
+        let cid = correlation_id(&req);
+        let tx = transaction(&req)?;
+        respond(create_repository_from_bundle::handle(&self.deps, req.into_inner(), tx, cid.as_deref()).await)
+    }
+
+    async fn fetch_bundle(
+        &self,
+        req: Request<Streaming<FetchBundleRequest>>,
+    ) -> Result<Response<FetchBundleResponse>, Status> {
+        let cid = correlation_id(&req);
+        let tx = transaction(&req)?;
+        let (metadata, _, stream) = req.into_parts();
+        respond(fetch_bundle::handle(&self.deps, &metadata, stream, tx, cid.as_deref()).await)
     }
 
     async fn objects_size(
