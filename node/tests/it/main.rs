@@ -14,6 +14,8 @@ mod diff_service;
 mod gitlab_api;
 mod hooks;
 mod hostile_paths;
+mod housekeeping;
+mod object_pools;
 mod observability;
 mod pack_objects_cache;
 mod read_freshness;
