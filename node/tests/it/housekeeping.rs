@@ -3,7 +3,7 @@
 //! writes (packs, multi-pack-index, commit-graph chain, packed-refs).
 
 use crate::support::Node;
-use crate::support::git::{Format, TestRepo, git, git_stdin};
+use crate::support::git::{Format, TestRepo, git, git_stdin, has_object as exists};
 use cairn_proto::gitaly::optimize_repository_request::Strategy;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::*;
@@ -32,19 +32,6 @@ fn count_objects(repo: &Path) -> std::collections::BTreeMap<String, String> {
         .lines()
         .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect()
-}
-
-fn exists(repo: &Path, oid: &str) -> bool {
-    #[allow(clippy::disallowed_methods, reason = "asks git directly")]
-    let out = std::process::Command::new("git")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "-e", oid])
-        .output()
-        .expect("git runs");
-    out.status.success()
 }
 
 /// A repository with one pack, `loose` more loose blobs reachable from

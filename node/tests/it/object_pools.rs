@@ -2,7 +2,7 @@
 //! repositories, members linked and disconnected, pools fetched into and
 //! housekept, with every effect checked through the git CLI.
 
-use crate::support::git::{Format, TestRepo, git};
+use crate::support::git::{Format, TestRepo, git, has_object};
 use crate::support::{Node, STORAGE};
 use cairn_proto::gitaly::object_pool_service_client::ObjectPoolServiceClient;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
@@ -24,19 +24,6 @@ fn pool(node: &Node, relative: &str) -> Option<ObjectPool> {
 
 fn fsck(repo: &Path) {
     git(Some(repo), &["fsck", "--no-dangling", "--connectivity-only"]);
-}
-
-fn has_object(repo: &Path, oid: &str) -> bool {
-    #[allow(clippy::disallowed_methods, reason = "asks git directly")]
-    let out = std::process::Command::new("git")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "-e", oid])
-        .output()
-        .expect("git runs");
-    out.status.success()
 }
 
 fn refs(repo: &Path, prefix: &str) -> String {
