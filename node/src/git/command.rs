@@ -42,7 +42,8 @@ pub enum Subcommand {
     Fetch,
     /// `git clone --bare` for forks and repositories created from a URL.
     Clone,
-    /// `git pack-objects --stdout` for the pack-objects hook.
+    /// `git pack-objects --stdout` for the pack-objects hook; housekeeping's
+    /// incremental repack of loose objects.
     PackObjects,
     /// `git ls-remote` against request-supplied URLs (remote existence,
     /// remote HEAD, a mirror's references).
@@ -54,6 +55,18 @@ pub enum Subcommand {
     /// `git fast-export` / `git fast-import`: history rewriting.
     FastExport,
     FastImport,
+    /// Housekeeping: `git repack` (geometric, full, cruft).
+    Repack,
+    /// Housekeeping: `git pack-refs --all`.
+    PackRefs,
+    /// Housekeeping: `git commit-graph write`.
+    CommitGraphWrite,
+    /// Housekeeping: `git prune --expire=...` of loose unreachable objects.
+    Prune,
+    /// Housekeeping: `git prune-packed`, dropping loose objects already packed.
+    PrunePacked,
+    /// `git fsck`: object pools look for dangling objects to keep alive.
+    Fsck,
 }
 
 impl Subcommand {
@@ -84,7 +97,22 @@ impl Subcommand {
             Self::MergeBase => "merge-base",
             Self::FastExport => "fast-export",
             Self::FastImport => "fast-import",
+            Self::Repack => "repack",
+            Self::PackRefs => "pack-refs",
+            Self::CommitGraphWrite => "commit-graph",
+            Self::Prune => "prune",
+            Self::PrunePacked => "prune-packed",
+            Self::Fsck => "fsck",
         })
+    }
+
+    /// The action word some subcommands need before their flags
+    /// (`git commit-graph write --reachable`).
+    fn action(self) -> Option<&'static str> {
+        match self {
+            Self::CommitGraphWrite => Some("write"),
+            _ => None,
+        }
     }
 
     /// Whether the subcommand accepts `--end-of-options` before its
@@ -360,6 +388,7 @@ impl CommandFactory {
             }
             Some(name) => {
                 c.arg(name);
+                c.args(cmd.sub.action());
                 c.args(&cmd.flags);
                 if cmd.sub.takes_end_of_options() && !cmd.args.is_empty() {
                     c.arg("--end-of-options");

@@ -12,6 +12,7 @@ pub(crate) mod convert;
 mod diff;
 mod hook;
 mod internal_gitaly;
+mod objectpool;
 mod operations;
 mod pump;
 mod receive;
@@ -73,7 +74,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(diff_service_server::DiffServiceServer::new(diff::DiffService::new(deps)))
         .add_service(hook_service_server::HookServiceServer::new(hook::HookService::new(deps)))
         .add_service(internal_gitaly_server::InternalGitalyServer::new(internal_gitaly::InternalGitaly::new(deps)))
-        .add_service(object_pool_service_server::ObjectPoolServiceServer::new(u))
+        .add_service(object_pool_service_server::ObjectPoolServiceServer::new(objectpool::ObjectPoolService::new(deps)))
         .add_service(operation_service_server::OperationServiceServer::new(operations::OperationService::new(deps)))
         .add_service(partition_service_server::PartitionServiceServer::new(u))
         .add_service(praefect_info_service_server::PraefectInfoServiceServer::new(u))

@@ -16,6 +16,8 @@ mod diff_service;
 mod gitlab_api;
 mod hooks;
 mod hostile_paths;
+mod housekeeping;
+mod object_pools;
 mod observability;
 mod operations;
 mod pack_objects_cache;

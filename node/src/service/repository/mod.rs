@@ -24,6 +24,8 @@ mod has_local_branches;
 mod internal;
 mod object_format;
 mod objects_size;
+mod optimize_repository;
+mod prune_unreachable_objects;
 mod remove_repository;
 mod replicate_repository;
 mod repository_exists;
@@ -144,6 +146,22 @@ impl repository_service_server::RepositoryService for RepositoryService {
         let tx = transaction(&req)?;
         let (metadata, _, req) = req.into_parts();
         respond(write_ref::handle(&self.deps, &metadata, req, tx, cid.as_deref()).await)
+    }
+
+    async fn optimize_repository(
+        &self,
+        req: Request<OptimizeRepositoryRequest>,
+    ) -> Result<Response<OptimizeRepositoryResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(optimize_repository::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
+    }
+
+    async fn prune_unreachable_objects(
+        &self,
+        req: Request<PruneUnreachableObjectsRequest>,
+    ) -> Result<Response<PruneUnreachableObjectsResponse>, Status> {
+        let cid = correlation_id(&req);
+        respond(prune_unreachable_objects::handle(&self.deps, req.into_inner(), cid.as_deref()).await)
     }
 
     async fn find_merge_base(

@@ -65,6 +65,21 @@ pub fn git_stdin_bytes(dir: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) 
     out.stdout
 }
 
+/// Whether `repo` (with its alternates) has the object `rev` names.
+pub fn has_object(repo: &Path, rev: &str) -> bool {
+    let out = Command::new("git")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "-e", rev])
+        .output()
+        .expect("git runs");
+    out.status.success()
+}
+
 /// A pack of everything `tip` reaches in `repo` (what a push sends).
 pub fn pack_of(repo: &Path, tip: &str) -> Vec<u8> {
     git_stdin_bytes(Some(repo), &["pack-objects", "--stdout", "--revs"], Some(format!("{tip}\n").as_bytes()))
