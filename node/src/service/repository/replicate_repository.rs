@@ -8,9 +8,8 @@
 //! gitaly-ssh (`+refs/*:refs/*`, pruned: identical afterwards), then
 //! `config`, HEAD and custom hooks, each replaced atomically.
 //!
-//! Object pools do not exist on this node, so there is no deduplication
-//! network membership to replicate: a source's alternates are folded into
-//! the snapshot's objects instead.
+//! Object-pool membership is not replicated: a source's alternates are
+//! folded into the snapshot's objects, so the replica stands alone.
 
 use super::internal::{self, ServerInfo};
 use crate::client::Connection;
