@@ -13,7 +13,11 @@
 //! TreeEntry, LastCommitForPath (inputs: paths at `--revision`), GetBlob
 //! (inputs: blob ids), GetTreeEntries (inputs: directories at `--revision`),
 //! FindAllBranches, ListCommits (first page of `--revision`), and
-//! CreateRepository (default branch `--revision`; with `--once`). Inputs are
+//! CreateRepository (default branch `--revision`; with `--once`), and the
+//! writes GitLab makes for users: UserCreateBranch (a new branch at
+//! `--revision` per call), UserCommitFiles (one new file on a new branch
+//! started from `--revision` per call) and UserMergeToRef (inputs: commits
+//! merged into `--revision`, each into its own target ref). Inputs are
 //! used round-robin so calls do not all hit the same object. With `--pid`,
 //! the server's CPU time per request is reported from `/proc/<pid>/stat`.
 //! `--once` makes one call and exits 0 or 1 with the error: a smoke test,
@@ -24,6 +28,7 @@ use cairn_node::client::AuthChannel;
 use cairn_node::client::{DialOptions, dial};
 use cairn_proto::gitaly::blob_service_client::BlobServiceClient;
 use cairn_proto::gitaly::commit_service_client::CommitServiceClient;
+use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
 use cairn_proto::gitaly::ref_service_client::RefServiceClient;
 use cairn_proto::gitaly::repository_service_client::RepositoryServiceClient;
 use cairn_proto::gitaly::server_service_client::ServerServiceClient;
@@ -102,6 +107,25 @@ struct Call {
     commit: CommitServiceClient<AuthChannel>,
     blob: BlobServiceClient<AuthChannel>,
     refs: RefServiceClient<AuthChannel>,
+    operations: OperationServiceClient<AuthChannel>,
+}
+
+/// Names of branches and refs the write RPCs create, unique per process run.
+fn unique(prefix: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}/{}-{n}", std::process::id()).into_bytes()
+}
+
+/// The user the write RPCs act for.
+fn bench_user() -> User {
+    User {
+        gl_id: "user-1".into(),
+        name: b"Bench User".to_vec(),
+        email: b"bench@example.com".to_vec(),
+        gl_username: "bench".into(),
+        timezone: "UTC".into(),
+    }
 }
 
 /// Reads a server stream to its end, failing on any error status.
@@ -179,6 +203,65 @@ impl Call {
                     CreateRepositoryRequest { repository, default_branch: self.revision.clone(), ..Default::default() };
                 self.repository.create_repository(req).await.map(|_| ())
             }
+            "UserCreateBranch" => {
+                let req = UserCreateBranchRequest {
+                    repository,
+                    branch_name: unique("bench-branch"),
+                    user: Some(bench_user()),
+                    start_point: self.revision.clone(),
+                };
+                self.operations.user_create_branch(req).await.map(|_| ())
+            }
+            "UserCommitFiles" => {
+                use user_commit_files_action::UserCommitFilesActionPayload as Action;
+                use user_commit_files_request::UserCommitFilesRequestPayload as Part;
+                let branch = unique("bench-commit");
+                let path = [b"bench/".as_slice(), &branch[branch.len().saturating_sub(12)..], b".txt"].concat();
+                let header = UserCommitFilesRequestHeader {
+                    repository,
+                    user: Some(bench_user()),
+                    branch_name: branch,
+                    commit_message: b"Add one file".to_vec(),
+                    start_branch_name: self.revision.clone(),
+                    ..Default::default()
+                };
+                let action = |payload| UserCommitFilesRequest {
+                    user_commit_files_request_payload: Some(Part::Action(UserCommitFilesAction {
+                        user_commit_files_action_payload: Some(payload),
+                    })),
+                };
+                let messages = vec![
+                    UserCommitFilesRequest { user_commit_files_request_payload: Some(Part::Header(header)) },
+                    action(Action::Header(UserCommitFilesActionHeader {
+                        action: user_commit_files_action_header::ActionType::Create as i32,
+                        file_path: path,
+                        ..Default::default()
+                    })),
+                    action(Action::Content(b"one file written by cairn-load\n".to_vec())),
+                ];
+                let r = self.operations.user_commit_files(futures::stream::iter(messages)).await?;
+                match r.into_inner().branch_update {
+                    Some(u) if !u.commit_id.is_empty() => Ok(()),
+                    _ => Err(tonic::Status::internal("no commit in the answer")),
+                }
+            }
+            "UserMergeToRef" => {
+                let source_sha = String::from_utf8_lossy(&self.input()).into_owned();
+                let req = UserMergeToRefRequest {
+                    repository,
+                    user: Some(bench_user()),
+                    source_sha,
+                    target_ref: [b"refs/merge-requests/".as_slice(), &unique("bench"), b"/merge"].concat(),
+                    message: b"Merge for the benchmark".to_vec(),
+                    first_parent_ref: self.revision.clone(),
+                    ..Default::default()
+                };
+                let r = self.operations.user_merge_to_ref(req).await?;
+                if r.into_inner().commit_id.is_empty() {
+                    return Err(tonic::Status::internal("no merge commit in the answer"));
+                }
+                Ok(())
+            }
             other => Err(tonic::Status::invalid_argument(format!("unsupported --rpc {other:?}"))),
         }
     }
@@ -239,7 +322,8 @@ async fn main() -> anyhow::Result<()> {
             repository: RepositoryServiceClient::new(ch.clone()),
             commit: CommitServiceClient::new(ch.clone()),
             blob: BlobServiceClient::new(ch.clone()),
-            refs: RefServiceClient::new(ch),
+            refs: RefServiceClient::new(ch.clone()),
+            operations: OperationServiceClient::new(ch),
         });
     }
     // Fail fast on a misconfigured target rather than measuring errors.

@@ -493,3 +493,56 @@ async fn an_acknowledged_creation_is_on_every_replica_and_survives_its_primary()
         "consistency (creation): on all 3 replicas when acknowledged; first push {pushed:?} after its primary was killed"
     );
 }
+
+/// A User* operation through the router: every replica votes on it, so it
+/// is on every disk when acknowledged (no replication needed), and a
+/// primary's custom hook refusing it keeps it off every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_operations_are_on_every_replica_when_acknowledged() {
+    use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
+    use cairn_proto::gitaly::{User, UserCreateBranchRequest, UserDeleteBranchRequest};
+    let f = Fixture::start().await;
+    let user = User { gl_id: "user-1".into(), gl_username: "jane".into(), ..Default::default() };
+    let channel = crate::support::unix_channel(&f.router.socket).await;
+    let mut ops = OperationServiceClient::new(channel);
+    let main = f.refs(&f.primary().await).await["refs/heads/main"].clone();
+    let create = |branch: &str| UserCreateBranchRequest {
+        repository: Some(repo(RELATIVE)),
+        branch_name: branch.into(),
+        user: Some(user.clone()),
+        start_point: b"main".to_vec(),
+    };
+    let before = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded").generation;
+    ops.user_create_branch(create("feature")).await.expect("created through the router");
+    // Recorded as one write that every replica holds: they all voted on it.
+    let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
+    assert_eq!(state.generation, before + 1);
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/feature"), Some(&main), "on {}", n.storage_name);
+        assert!(state.is_up_to_date(&n.storage_name), "{} is up to date: {state:?}", n.storage_name);
+    }
+
+    ops.user_delete_branch(UserDeleteBranchRequest {
+        repository: Some(repo(RELATIVE)),
+        branch_name: b"feature".to_vec(),
+        user: Some(user.clone()),
+        expected_old_oid: main.clone(),
+    })
+    .await
+    .expect("deleted through the router");
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/feature"), None, "gone on {}", n.storage_name);
+    }
+
+    // Custom hooks run on the primary only; its refusal stops every replica.
+    let primary = f.primary().await;
+    let hook = f.node(&primary).path_of(&f.replica_path().await).join("custom_hooks/pre-receive");
+    std::fs::create_dir_all(hook.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&hook, "#!/bin/sh\necho 'not today' >&2\nexit 1\n").expect("write hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let status = ops.user_create_branch(create("refused")).await.expect_err("refused by the primary's hook");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/refused"), None, "not on {}", n.storage_name);
+    }
+}
