@@ -290,7 +290,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (storage, path) = args.repository.split_once(':').context("--repository must be storage:path")?;
-    let repo = Repository { storage_name: storage.into(), relative_path: path.into(), ..Default::default() };
+    // GitLab names every repository it writes to; receive hooks require it.
+    let repo = Repository {
+        storage_name: storage.into(),
+        relative_path: path.into(),
+        gl_repository: "project-bench".into(),
+        ..Default::default()
+    };
     let inputs: Vec<String> = match &args.inputs {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("read {}", p.display()))?
