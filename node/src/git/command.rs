@@ -54,6 +54,8 @@ pub enum Subcommand {
     /// `git fast-export` / `git fast-import`: history rewriting.
     FastExport,
     FastImport,
+    /// `git mktag`: annotated tags a user creates, checked as fsck would.
+    Mktag,
 }
 
 impl Subcommand {
@@ -84,6 +86,7 @@ impl Subcommand {
             Self::MergeBase => "merge-base",
             Self::FastExport => "fast-export",
             Self::FastImport => "fast-import",
+            Self::Mktag => "mktag",
         })
     }
 
