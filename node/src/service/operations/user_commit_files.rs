@@ -153,21 +153,8 @@ pub(super) async fn handle(
     let zero = format.zero_oid();
     let old = if !header.expected_old_oid.is_empty() {
         let expected = header.expected_old_oid.clone();
-        if !valid(&expected) {
-            return Err(Error::invalid_argument(format!(
-                "invalid expected old object ID: invalid object ID: {expected:?}"
-            ))
-            .with_metadata("old_object_id", expected));
-        }
         call.deps
-            .read_at(path.clone(), move |r, _| {
-                repo::resolve_revision(r, format!("{expected}^{{object}}").as_bytes())
-                    .map(|id| id.to_string())
-                    .ok_or_else(|| {
-                        Error::invalid_argument("cannot resolve expected old object ID: reference not found")
-                            .with_metadata("old_object_id", expected.clone())
-                    })
-            })
+            .read_at(path.clone(), move |r, _| Ok(super::hook_text::expected_old(r, &expected)?.to_string()))
             .await?
     } else {
         match (target, parent) {

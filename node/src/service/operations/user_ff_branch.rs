@@ -34,16 +34,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserFfBranchRequest) -> Result<U
             let old = if expected.is_empty() {
                 repo::resolve_revision(r, &lookup).ok_or_else(|| Error::invalid_argument("reference not found"))?
             } else {
-                if !valid(&expected) {
-                    return Err(Error::invalid_argument(format!(
-                        "invalid expected old object ID: invalid object ID: {expected:?}"
-                    ))
-                    .with_metadata("old_object_id", expected));
-                }
-                repo::resolve_revision(r, format!("{expected}^{{object}}").as_bytes()).ok_or_else(|| {
-                    Error::invalid_argument("cannot resolve expected old object ID: reference not found")
-                        .with_metadata("old_object_id", expected.clone())
-                })?
+                super::hook_text::expected_old(r, &expected)?
             };
             if !valid(&commit_id) {
                 return Err(Error::invalid_argument(format!(

@@ -63,17 +63,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserUpdateSubmoduleRequest) -> R
                     .map(Some)
                     .ok_or_else(|| Error::invalid_argument("Cannot find branch"));
             }
-            let format = r.object_format();
-            if expected.len() != format.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid_argument(format!(
-                    "invalid expected old object ID: invalid object ID: {expected:?}"
-                ))
-                .with_metadata("old_object_id", expected));
-            }
-            repo::resolve_revision(r, format!("{expected}^{{object}}").as_bytes()).map(Some).ok_or_else(|| {
-                Error::invalid_argument("cannot resolve expected old object ID: reference not found")
-                    .with_metadata("old_object_id", expected.clone())
-            })
+            super::hook_text::expected_old(r, &expected).map(Some)
         })
         .await?;
     let Some(old) = old else {
