@@ -67,6 +67,8 @@ pub enum Subcommand {
     PrunePacked,
     /// `git fsck`: object pools look for dangling objects to keep alive.
     Fsck,
+    /// `git mktag`: annotated tags a user creates, checked as fsck would.
+    Mktag,
 }
 
 impl Subcommand {
@@ -103,6 +105,7 @@ impl Subcommand {
             Self::Prune => "prune",
             Self::PrunePacked => "prune-packed",
             Self::Fsck => "fsck",
+            Self::Mktag => "mktag",
         })
     }
 

@@ -44,6 +44,7 @@ pub mod trailers;
 pub mod tree;
 pub mod walk;
 pub mod wire;
+pub mod write;
 
 pub use command::{CommandError, CommandFactory, GitCommand, Subcommand};
 pub use repo::{Repo, Repositories};

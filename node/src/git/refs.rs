@@ -88,6 +88,32 @@ pub async fn update(
     }
 }
 
+/// Deletes `names` (whatever they point at; symbolic references
+/// themselves, not their targets) in one `git update-ref --stdin`
+/// transaction, voting through `hooks` as [`update`] does.
+pub async fn delete(
+    factory: &CommandFactory,
+    repo: &Path,
+    names: &[Vec<u8>],
+    hooks: Option<&Hooks>,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let mut input = b"start\0".to_vec();
+    for name in names {
+        input.extend_from_slice(b"delete ");
+        input.extend_from_slice(name);
+        input.extend_from_slice(b"\0\0");
+    }
+    input.extend_from_slice(b"prepare\0commit\0");
+    let cmd =
+        GitCommand::new(Subcommand::UpdateRef).git_dir(repo).flag("--no-deref").flag("-z").flag("--stdin").stdin(input);
+    match factory.run(with_hooks(cmd, hooks), correlation_id).await {
+        Ok(_) => Ok(()),
+        Err(CommandError::Failed { stderr, .. }) => Err(classify_update_error(stderr)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What git says when the reference-transaction hook refused (a vote was
 /// not committed).
 const ABORTED_BY_HOOK: &str = "aborted by hook";
@@ -141,6 +167,45 @@ fn with_hooks(cmd: GitCommand, hooks: Option<&Hooks>) -> GitCommand {
     }
 }
 
+/// What a failed reference transaction ran into, read from git's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Another writer holds the reference's lock.
+    Locked(Vec<u8>),
+    /// The reference did not have the expected old value.
+    Mismatch(Vec<u8>),
+    /// The new value names an object the repository lacks.
+    MissingObject(Vec<u8>, String),
+    Other,
+}
+
+/// Reads git's reason for a failed `update-ref` (the text of
+/// [`GitError::ReferenceUpdate`] or [`GitError::ReferenceLocked`]).
+pub fn failure(message: &str) -> Failure {
+    let quoted = |after: &str| {
+        message.find(after).and_then(|i| {
+            let rest = &message[i + after.len()..];
+            rest.find('\'').map(|end| rest.as_bytes()[..end].to_vec())
+        })
+    };
+    if message.contains("with nonexistent object") {
+        let reference = quoted("trying to write ref '").unwrap_or_default();
+        let oid = message.trim_end().rsplit(' ').next().unwrap_or_default().to_owned();
+        return Failure::MissingObject(reference, oid);
+    }
+    let Some(name) = quoted("cannot lock ref '") else { return Failure::Other };
+    if message.contains(".lock': File exists") || message.contains("reference is already locked") {
+        Failure::Locked(name)
+    } else if message.contains("but expected")
+        || message.contains("reference already exists")
+        || message.contains("unable to resolve reference")
+    {
+        Failure::Mismatch(name)
+    } else {
+        Failure::Other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +240,16 @@ mod tests {
         assert!(validate_revision(b"a b").is_err());
         assert!(validate_revision(b"a:b").is_err());
         assert!(validate_revision(b"").is_err());
+    }
+
+    #[test]
+    fn failures() {
+        let locked = "cannot lock ref 'refs/heads/a': Unable to create '/r/refs/heads/a.lock': File exists.";
+        assert_eq!(failure(locked), Failure::Locked(b"refs/heads/a".to_vec()));
+        let stale = "cannot lock ref 'refs/heads/a': is at 1111 but expected 2222";
+        assert_eq!(failure(stale), Failure::Mismatch(b"refs/heads/a".to_vec()));
+        let missing = "update_ref failed for ref 'refs/heads/a': cannot update ref 'refs/heads/a': trying to write ref 'refs/heads/a' with nonexistent object 3333\n";
+        assert_eq!(failure(missing), Failure::MissingObject(b"refs/heads/a".to_vec(), "3333".into()));
+        assert_eq!(failure("something else"), Failure::Other);
     }
 }

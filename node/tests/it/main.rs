@@ -23,6 +23,7 @@ mod operations;
 mod pack_objects_cache;
 mod read_freshness;
 mod ref_service;
+mod ref_writes;
 mod remote_service;
 mod replication;
 mod repository_reads;

@@ -554,3 +554,45 @@ async fn transaction_overhead() {
     }
     assert_eq!(router.votes("gitaly-1").len(), ROUNDS * (6 + 2));
 }
+
+/// UserCreateBranch of `branch` at main in a transaction for voter gitaly-1.
+async fn create_branch(conn: &Connection, node: &Node, branch: &str) -> Result<(), tonic::Status> {
+    let req = UserCreateBranchRequest {
+        repository: Some(Repository { gl_project_path: "group/project".into(), ..repository(node) }),
+        branch_name: branch.into(),
+        user: Some(crate::operations::user()),
+        start_point: b"main".to_vec(),
+    };
+    let mut ops = cairn_proto::gitaly::operation_service_client::OperationServiceClient::new(conn.channel());
+    ops.user_create_branch(in_transaction(req, "gitaly-1", true)).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_branch_votes_like_a_push_and_an_abort_leaves_no_branch() {
+    let node = Node::start().await;
+    let server = node.create_repo("tx.git", Format::Sha1);
+    let main = server.commit_on("main", &[("README", "server\n")], "server root");
+    let router = FakeRouter::default();
+    let conn = router.dial(&node).await;
+
+    create_branch(&conn, &node, "feature").await.expect("created");
+    assert_eq!(server.git(&["rev-parse", "refs/heads/feature"]), main);
+    let change = format!("{} {main} refs/heads/feature\n", "0".repeat(40));
+    let votes = router.votes("gitaly-1");
+    let expected = push_votes(&change);
+    // Synchronising pre-receive and update votes, prepared and committed
+    // votes on the update line, synchronising post-receive.
+    assert_eq!(votes[..5], expected[..5], "{votes:?}");
+
+    let router = FakeRouter::default();
+    router.abort_in(Phase::PreparedPhase);
+    let conn = router.dial(&node).await;
+    let status = create_branch(&conn, &node, "aborted").await.expect_err("aborted");
+    assert_ne!(status.code(), Code::Ok);
+    assert!(server.git(&["for-each-ref", "--format=%(refname)", "refs/heads/aborted"]).is_empty());
+    assert_eq!(quarantines(&server.path), Vec::<String>::new());
+    let change = format!("{} {main} refs/heads/aborted\n", "0".repeat(40));
+    let votes = router.votes("gitaly-1");
+    assert!(votes.contains(&(Phase::PreparedPhase, sha1(change.as_bytes()))), "{votes:?}");
+    assert!(!votes.contains(&(Phase::CommittedPhase, sha1(change.as_bytes()))), "{votes:?}");
+}

@@ -25,16 +25,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserDeleteBranchRequest) -> Resu
             if expected.is_empty() {
                 return Ok((repo::resolve_revision(r, &lookup).map(|id| id.to_string()), format));
             }
-            if expected.len() != format.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid_argument(format!(
-                    "invalid expected old object ID: invalid object ID: {expected:?}"
-                ))
-                .with_metadata("old_object_id", expected));
-            }
-            let id = repo::resolve_revision(r, format!("{expected}^{{object}}").as_bytes()).ok_or_else(|| {
-                Error::invalid_argument("cannot resolve expected old object ID: reference not found")
-                    .with_metadata("old_object_id", expected.clone())
-            })?;
+            let id = super::hook_text::expected_old(r, &expected)?;
             Ok((Some(id.to_string()), format))
         })
         .await?;

@@ -1,16 +1,18 @@
 //! RefService reads: branches, tags, default branch, reference listings
-//! and containment queries. (UpdateReferences and DeleteRefs, the writes,
-//! are not implemented yet.)
+//! and containment queries; UpdateReferences and DeleteRefs write references
+//! in one transaction each.
 
 mod branches;
 mod containing;
+mod delete_refs;
 mod find_default_branch_name;
 mod find_refs_by_oid;
 mod list_refs;
 mod ref_exists;
 mod tags;
+mod update_references;
 
-use super::{Deps, respond};
+use super::{Deps, correlation_id, respond, transaction};
 use crate::error::{Error, Result};
 use crate::git::objects;
 use crate::git::references::Reference;
@@ -19,7 +21,7 @@ use crate::service::convert;
 use cairn_proto::gitaly::ref_service_server;
 use cairn_proto::gitaly::*;
 use tonic::codegen::BoxStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// Handlers of RefService.
 #[derive(Debug, Clone)]
@@ -180,5 +182,22 @@ impl ref_service_server::RefService for RefService {
         req: Request<FindRefsByOidRequest>,
     ) -> Result<Response<FindRefsByOidResponse>, Status> {
         respond(find_refs_by_oid::handle(&self.deps, req.into_inner()).await)
+    }
+
+    async fn update_references(
+        &self,
+        req: Request<Streaming<UpdateReferencesRequest>>,
+    ) -> Result<Response<UpdateReferencesResponse>, Status> {
+        let cid = correlation_id(&req);
+        let tx = transaction(&req)?;
+        let (metadata, _, stream) = req.into_parts();
+        respond(update_references::handle(&self.deps, &metadata, stream, tx, cid.as_deref()).await)
+    }
+
+    async fn delete_refs(&self, req: Request<DeleteRefsRequest>) -> Result<Response<DeleteRefsResponse>, Status> {
+        let cid = correlation_id(&req);
+        let tx = transaction(&req)?;
+        let (metadata, _, req) = req.into_parts();
+        respond(delete_refs::handle(&self.deps, &metadata, req, tx, cid.as_deref()).await)
     }
 }

@@ -2,6 +2,10 @@
 //! the git CLI sees in the repository afterwards.
 
 mod branches;
+mod commit_files;
+mod ff;
+mod submodules;
+mod tags;
 
 use crate::support::git::{Format, TestRepo};
 use crate::support::{Node, STORAGE};
@@ -61,4 +65,13 @@ pub(crate) fn detail<M: prost::Message + prost::Name + Default>(status: &tonic::
     assert_eq!(details.len(), 1, "one detail in {status:?}");
     assert_eq!(details[0].type_url, M::type_url());
     M::decode(details[0].value.as_slice()).expect("detail decodes")
+}
+
+/// A copy of `repo` (its objects and references, no hooks) on `node` at
+/// `relative`, as a replica of the same repository would be.
+pub(crate) fn copy_repo(node: &Node, repo: &TestRepo, relative: &str) -> std::path::PathBuf {
+    let target = node.storage.join(relative);
+    let (from, to) = (repo.path.to_string_lossy(), target.to_string_lossy());
+    crate::support::git::git(None, &["clone", "--quiet", "--mirror", "--no-local", &from, &to]);
+    target
 }
