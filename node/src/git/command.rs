@@ -54,6 +54,11 @@ pub enum Subcommand {
     /// `git fast-export` / `git fast-import`: history rewriting.
     FastExport,
     FastImport,
+    /// `git merge-tree --write-tree`: merges without a work tree, writing
+    /// the result's objects (into a quarantine).
+    MergeTree,
+    /// `git commit-tree`: the commits operations write for a user.
+    CommitTree,
 }
 
 impl Subcommand {
@@ -84,6 +89,8 @@ impl Subcommand {
             Self::MergeBase => "merge-base",
             Self::FastExport => "fast-export",
             Self::FastImport => "fast-import",
+            Self::MergeTree => "merge-tree",
+            Self::CommitTree => "commit-tree",
         })
     }
 
@@ -105,6 +112,7 @@ impl Subcommand {
                 | Self::LsRemote
                 | Self::Push
                 | Self::MergeBase
+                | Self::MergeTree
         )
     }
 }

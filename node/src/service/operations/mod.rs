@@ -3,14 +3,18 @@
 //! in a quarantine, the receive hooks, then one checked reference update.
 //! RPCs not listed here answer UNIMPLEMENTED.
 
+mod common;
 mod update;
 mod user_create_branch;
 mod user_delete_branch;
+mod user_merge_branch;
+mod user_merge_to_ref;
 
 use super::{Deps, correlation_id, respond, transaction};
 use cairn_proto::gitaly::operation_service_server;
 use cairn_proto::gitaly::*;
-use tonic::{Request, Response, Status};
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
 use update::Call;
 
 /// Handlers of OperationService.
@@ -37,6 +41,43 @@ macro_rules! call {
     }};
 }
 
+/// Where a streaming operation sends its answers.
+pub(super) struct Responder<T> {
+    tx: tokio::sync::mpsc::Sender<std::result::Result<T, Status>>,
+}
+
+impl<T> Responder<T> {
+    /// Sends one answer; fails once the client has gone away.
+    pub(super) async fn send(&self, msg: T) -> crate::error::Result<()> {
+        self.tx.send(Ok(msg)).await.map_err(|_| crate::error::Error::canceled("client went away"))
+    }
+}
+
+/// The client's next message of a request stream, `None` at its end.
+pub(super) async fn receive<T>(stream: &mut Streaming<T>) -> crate::error::Result<Option<T>> {
+    stream.message().await.map_err(|s| crate::error::Error::new(s.code(), s.message().to_owned()))
+}
+
+/// Runs a streaming `handle` with the call's context as [`call!`] does,
+/// answering through a [`Responder`]; an error it returns ends the stream.
+macro_rules! streaming {
+    ($self:ident, $req:ident, $handler:path) => {{
+        let cid = correlation_id(&$req);
+        let tx = transaction(&$req)?;
+        let (metadata, _, requests) = $req.into_parts();
+        let deps = $self.deps.clone();
+        let (sender, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let out = Responder { tx: sender };
+            let call = Call { deps: &deps, metadata: &metadata, transaction: tx, correlation_id: cid.as_deref() };
+            if let Err(e) = $handler(call, requests, &out).await {
+                let _ = out.tx.send(Err(e.into())).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)) as BoxStream<_>))
+    }};
+}
+
 #[tonic::async_trait]
 impl operation_service_server::OperationService for OperationService {
     async fn user_create_branch(
@@ -51,5 +92,19 @@ impl operation_service_server::OperationService for OperationService {
         req: Request<UserDeleteBranchRequest>,
     ) -> Result<Response<UserDeleteBranchResponse>, Status> {
         call!(self, req, user_delete_branch::handle)
+    }
+
+    async fn user_merge_to_ref(
+        &self,
+        req: Request<UserMergeToRefRequest>,
+    ) -> Result<Response<UserMergeToRefResponse>, Status> {
+        call!(self, req, user_merge_to_ref::handle)
+    }
+
+    async fn user_merge_branch(
+        &self,
+        req: Request<Streaming<UserMergeBranchRequest>>,
+    ) -> Result<Response<BoxStream<UserMergeBranchResponse>>, Status> {
+        streaming!(self, req, user_merge_branch::handle)
     }
 }

@@ -2,6 +2,7 @@
 //! the git CLI sees in the repository afterwards.
 
 mod branches;
+mod merges;
 
 use crate::support::git::{Format, TestRepo};
 use crate::support::{Node, STORAGE};
