@@ -5,6 +5,7 @@
 
 mod common;
 mod update;
+mod user_cherry_pick;
 mod user_create_branch;
 mod user_delete_branch;
 mod user_merge_branch;
@@ -106,5 +107,16 @@ impl operation_service_server::OperationService for OperationService {
         req: Request<Streaming<UserMergeBranchRequest>>,
     ) -> Result<Response<BoxStream<UserMergeBranchResponse>>, Status> {
         streaming!(self, req, user_merge_branch::handle)
+    }
+
+    async fn user_cherry_pick(
+        &self,
+        req: Request<UserCherryPickRequest>,
+    ) -> Result<Response<UserCherryPickResponse>, Status> {
+        call!(self, req, user_cherry_pick::cherry_pick)
+    }
+
+    async fn user_revert(&self, req: Request<UserRevertRequest>) -> Result<Response<UserRevertResponse>, Status> {
+        call!(self, req, user_cherry_pick::revert)
     }
 }

@@ -3,6 +3,7 @@
 
 mod branches;
 mod merges;
+mod picks;
 
 use crate::support::git::{Format, TestRepo};
 use crate::support::{Node, STORAGE};
