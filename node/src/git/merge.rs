@@ -185,6 +185,21 @@ fn parse_conflicts(out: &[u8]) -> Result<MergeOutcome, GitError> {
     Ok(MergeOutcome::Conflict { tree, entries })
 }
 
+/// The blob at `path` below tree `tree` (hex): its mode and content;
+/// `None` when there is no blob there.
+pub fn blob_at(repo: &super::Repo, tree: &str, path: &[u8]) -> Result<Option<(u32, Vec<u8>)>, GitError> {
+    let Some(root) = super::objects::parse_oid(repo, tree.as_bytes()) else { return Ok(None) };
+    let Some(components) = super::tree::path_components(path) else { return Ok(None) };
+    let Some(entry) = super::tree::lookup(repo, root, &components)? else { return Ok(None) };
+    if !entry.is_file() && !entry.is_link() {
+        return Ok(None);
+    }
+    match super::objects::read(repo, entry.id)? {
+        Some(object) if object.kind == super::objects::Kind::Blob => Ok(Some((entry.mode, object.data))),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ pub(super) struct Unimplemented;
 impl analysis_service_server::AnalysisService for Unimplemented {}
 impl cleanup_service_server::CleanupService for Unimplemented {}
 impl raft_service_server::RaftService for Unimplemented {}
-impl conflicts_service_server::ConflictsService for Unimplemented {}
 impl hook_service_server::HookService for Unimplemented {}
 impl object_pool_service_server::ObjectPoolService for Unimplemented {}
 impl partition_service_server::PartitionService for Unimplemented {}

@@ -4,6 +4,7 @@
 //! RPCs not listed here answer UNIMPLEMENTED.
 
 mod common;
+mod conflicts;
 mod update;
 mod user_cherry_pick;
 mod user_create_branch;
@@ -12,8 +13,8 @@ mod user_merge_branch;
 mod user_merge_to_ref;
 
 use super::{Deps, correlation_id, respond, transaction};
-use cairn_proto::gitaly::operation_service_server;
 use cairn_proto::gitaly::*;
+use cairn_proto::gitaly::{conflicts_service_server, operation_service_server};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 use update::Call;
@@ -118,5 +119,29 @@ impl operation_service_server::OperationService for OperationService {
 
     async fn user_revert(&self, req: Request<UserRevertRequest>) -> Result<Response<UserRevertResponse>, Status> {
         call!(self, req, user_cherry_pick::revert)
+    }
+}
+
+/// Handlers of ConflictsService.
+#[derive(Debug, Clone)]
+pub(super) struct ConflictsService {
+    deps: Deps,
+}
+
+impl ConflictsService {
+    pub(super) fn new(deps: &Deps) -> Self {
+        Self { deps: deps.clone() }
+    }
+}
+
+#[tonic::async_trait]
+impl conflicts_service_server::ConflictsService for ConflictsService {
+    async fn list_conflict_files(
+        &self,
+        req: Request<ListConflictFilesRequest>,
+    ) -> Result<Response<BoxStream<ListConflictFilesResponse>>, Status> {
+        let cid = correlation_id(&req);
+        let messages = conflicts::list_conflict_files(&self.deps, cid.as_deref(), req.into_inner()).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(messages.into_iter().map(Ok)))))
     }
 }

@@ -2,6 +2,7 @@
 //! the git CLI sees in the repository afterwards.
 
 mod branches;
+mod conflicts;
 mod merges;
 mod picks;
 
