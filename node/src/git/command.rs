@@ -59,6 +59,13 @@ pub enum Subcommand {
     MergeTree,
     /// `git commit-tree`: the commits operations write for a user.
     CommitTree,
+    /// `git read-tree`, `git update-index`, `git write-tree` and
+    /// `git hash-object -w` on a temporary index: trees edited without a
+    /// work tree (conflict resolutions).
+    ReadTree,
+    UpdateIndex,
+    WriteTree,
+    HashObject,
 }
 
 impl Subcommand {
@@ -91,6 +98,10 @@ impl Subcommand {
             Self::FastImport => "fast-import",
             Self::MergeTree => "merge-tree",
             Self::CommitTree => "commit-tree",
+            Self::ReadTree => "read-tree",
+            Self::UpdateIndex => "update-index",
+            Self::WriteTree => "write-tree",
+            Self::HashObject => "hash-object",
         })
     }
 

@@ -185,6 +185,49 @@ fn parse_conflicts(out: &[u8]) -> Result<MergeOutcome, GitError> {
     Ok(MergeOutcome::Conflict { tree, entries })
 }
 
+/// A blob to put into a tree at `path` with `mode`.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    pub path: Vec<u8>,
+    pub mode: u32,
+    pub content: Vec<u8>,
+}
+
+/// `tree` with `replacements` written in, through a temporary index (no
+/// work tree); the blobs and trees go into `objects`. Blobs are hashed
+/// with their file name's filters (line endings), as upstream does.
+pub async fn replace_blobs(
+    factory: &CommandFactory,
+    repo: &Path,
+    objects: &Quarantine,
+    tree: &str,
+    replacements: &[Replacement],
+    correlation_id: Option<&str>,
+) -> Result<String, GitError> {
+    let scratch = tempfile::tempdir().map_err(GitError::io("create temporary index directory"))?;
+    let index = scratch.path().join("index");
+    let with_index = |cmd: GitCommand| objects.apply(cmd.git_dir(repo).env("GIT_INDEX_FILE", index.as_os_str()));
+    factory.run(with_index(GitCommand::new(Subcommand::ReadTree).arg(tree)), correlation_id).await?;
+    let mut info = Vec::new();
+    for r in replacements {
+        let name = r.path.rsplit(|b| *b == b'/').next().unwrap_or(&r.path);
+        let cmd = GitCommand::new(Subcommand::HashObject)
+            .flag("-w")
+            .flag("--stdin")
+            .flag_value("--path", OsString::from_vec(name.to_vec()))
+            .stdin(r.content.clone());
+        let out = factory.run(with_index(cmd), correlation_id).await?;
+        let blob = parse_oid(&out.stdout)?;
+        info.extend_from_slice(format!("{:o} {blob}\t", r.mode).as_bytes());
+        info.extend_from_slice(&r.path);
+        info.push(0);
+    }
+    let cmd = GitCommand::new(Subcommand::UpdateIndex).flag("-z").flag("--index-info").stdin(info);
+    factory.run(with_index(cmd), correlation_id).await?;
+    let out = factory.run(with_index(GitCommand::new(Subcommand::WriteTree)), correlation_id).await?;
+    parse_oid(&out.stdout)
+}
+
 /// The blob at `path` below tree `tree` (hex): its mode and content;
 /// `None` when there is no blob there.
 pub fn blob_at(repo: &super::Repo, tree: &str, path: &[u8]) -> Result<Option<(u32, Vec<u8>)>, GitError> {

@@ -144,4 +144,11 @@ impl conflicts_service_server::ConflictsService for ConflictsService {
         let messages = conflicts::list_conflict_files(&self.deps, cid.as_deref(), req.into_inner()).await?;
         Ok(Response::new(Box::pin(futures::stream::iter(messages.into_iter().map(Ok)))))
     }
+
+    async fn resolve_conflicts(
+        &self,
+        req: Request<Streaming<ResolveConflictsRequest>>,
+    ) -> Result<Response<ResolveConflictsResponse>, Status> {
+        call!(self, req, conflicts::resolve_conflicts)
+    }
 }

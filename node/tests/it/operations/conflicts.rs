@@ -121,3 +121,123 @@ async fn tree_conflicts_need_allowing() {
         assert!(status.message().starts_with(message), "{message:?} in {status:?}");
     }
 }
+
+fn resolve_header(relative: &str, ours: &str, theirs: &str, source: &str, target: &str) -> ResolveConflictsRequest {
+    ResolveConflictsRequest {
+        resolve_conflicts_request_payload: Some(resolve_conflicts_request::ResolveConflictsRequestPayload::Header(
+            ResolveConflictsRequestHeader {
+                repository: Some(repository(relative)),
+                our_commit_oid: ours.into(),
+                target_repository: Some(repository(relative)),
+                their_commit_oid: theirs.into(),
+                source_branch: source.into(),
+                target_branch: target.into(),
+                commit_message: b"Resolve conflicts".to_vec(),
+                user: Some(super::user()),
+                timestamp: super::merges::timestamp(),
+            },
+        )),
+    }
+}
+
+async fn resolve(
+    client: &mut ConflictsServiceClient<Channel>,
+    header: ResolveConflictsRequest,
+    json: &str,
+) -> Result<ResolveConflictsResponse, tonic::Status> {
+    let mut messages = vec![header];
+    // Split the JSON over two messages as clients may.
+    let (a, b) = json.split_at(json.len() / 2);
+    for part in [a, b] {
+        messages.push(ResolveConflictsRequest {
+            resolve_conflicts_request_payload: Some(
+                resolve_conflicts_request::ResolveConflictsRequestPayload::FilesJson(part.as_bytes().to_vec()),
+            ),
+        });
+    }
+    client.resolve_conflicts(futures::stream::iter(messages)).await.map(tonic::Response::into_inner)
+}
+
+fn section_id(path: &str, old: usize, new: usize) -> String {
+    use sha1::Digest as _;
+    format!("{}_{old}_{new}", hex::encode(sha1::Sha1::digest(path.as_bytes())))
+}
+
+async fn resolves_conflicts(format: Format) {
+    let node = Node::start().await;
+    let (repo, _, _, left, right) = diverged(&node, "r.git", format);
+    let mut conflicts = conflicts_client(&node).await;
+    let id = section_id("README.md", 1, 1);
+    let json = format!(r#"[{{"old_path":"README.md","new_path":"README.md","sections":{{"{id}":"origin"}}}}]"#);
+    let answer = resolve(&mut conflicts, resolve_header("r.git", &left, &right, "left", "right"), &json)
+        .await
+        .expect("resolved");
+    assert_eq!(answer.resolution_error, "");
+    let tip = super::resolve(&repo, "refs/heads/left").expect("branch");
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%P%n%an %at%n%B", &tip]),
+        format!("{left} {right}\nJane Doe {}\nResolve conflicts", super::merges::WHEN)
+    );
+    assert_eq!(repo.git(&["show", &format!("{tip}:README.md")]), "right");
+    assert_eq!(repo.git(&["show", &format!("{tip}:a.txt")]), "a");
+    assert_eq!(quarantines(&repo.path), Vec::<String>::new());
+
+    // Content edited by hand replaces the file.
+    repo.git(&["update-ref", "refs/heads/left", &left]);
+    let json = r#"[{"old_path":"README.md","new_path":"README.md","content":"both\n"}]"#;
+    resolve(&mut conflicts, resolve_header("r.git", &left, &right, "left", "right"), json).await.expect("resolved");
+    let tip = super::resolve(&repo, "refs/heads/left").expect("branch");
+    assert_eq!(repo.git(&["show", &format!("{tip}:README.md")]), "both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolves_conflicts_sha1() {
+    resolves_conflicts(Format::Sha1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolves_conflicts_sha256() {
+    resolves_conflicts(Format::Sha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_resolutions_and_refusals_leave_nothing() {
+    let node = Node::start().await;
+    let (repo, _, _, left, right) = diverged(&node, "r.git", Format::Sha1);
+    let mut conflicts = conflicts_client(&node).await;
+    let header = || resolve_header("r.git", &left, &right, "left", "right");
+    let id = section_id("README.md", 1, 1);
+    let cases = [
+        ("[]".to_owned(), "Missing resolutions for the following files: README.md".to_owned()),
+        (
+            r#"[{"old_path":"README.md","new_path":"README.md","sections":{"x_1_1":"head"}}]"#.to_owned(),
+            format!("Missing resolution for section ID: {id}"),
+        ),
+        (
+            r#"[{"old_path":"README.md","new_path":"README.md","content":"<<<<<<< README.md\nleft\n=======\nright\n>>>>>>> README.md\n"}]"#
+                .to_owned(),
+            "Resolved content has no changes for file README.md".to_owned(),
+        ),
+    ];
+    for (json, message) in cases {
+        let answer = resolve(&mut conflicts, header(), &json).await.expect("answered");
+        assert_eq!(answer.resolution_error, message);
+        assert_eq!(super::resolve(&repo, "refs/heads/left").as_deref(), Some(left.as_str()));
+    }
+    let status = resolve(&mut conflicts, header(), r#"[{"old_path":"README.md"}]"#).await.expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "missing sections or content for a resolution");
+
+    crate::hooks::script(&repo.path.join("custom_hooks/pre-receive"), "echo nope >&2; exit 1");
+    let json = format!(r#"[{{"old_path":"README.md","new_path":"README.md","sections":{{"{id}":"head"}}}}]"#);
+    let status = resolve(&mut conflicts, header(), &json).await.expect_err("refused");
+    assert!(status.message().contains("nope"), "{status:?}");
+    assert_eq!(super::resolve(&repo, "refs/heads/left").as_deref(), Some(left.as_str()));
+    assert_eq!(quarantines(&repo.path), Vec::<String>::new());
+
+    let mut no_header = header();
+    no_header.resolve_conflicts_request_payload =
+        Some(resolve_conflicts_request::ResolveConflictsRequestPayload::FilesJson(b"[]".to_vec()));
+    let status = conflicts.resolve_conflicts(futures::stream::iter(vec![no_header])).await.expect_err("no header");
+    assert_eq!(status.message(), "empty ResolveConflictsRequestHeader");
+}
