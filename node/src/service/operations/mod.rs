@@ -11,6 +11,7 @@ mod user_create_branch;
 mod user_delete_branch;
 mod user_merge_branch;
 mod user_merge_to_ref;
+mod user_squash;
 
 use super::{Deps, correlation_id, respond, transaction};
 use cairn_proto::gitaly::*;
@@ -119,6 +120,10 @@ impl operation_service_server::OperationService for OperationService {
 
     async fn user_revert(&self, req: Request<UserRevertRequest>) -> Result<Response<UserRevertResponse>, Status> {
         call!(self, req, user_cherry_pick::revert)
+    }
+
+    async fn user_squash(&self, req: Request<UserSquashRequest>) -> Result<Response<UserSquashResponse>, Status> {
+        call!(self, req, user_squash::handle)
     }
 }
 

@@ -5,6 +5,7 @@ mod branches;
 mod conflicts;
 mod merges;
 mod picks;
+mod squash;
 
 use crate::support::git::{Format, TestRepo};
 use crate::support::{Node, STORAGE};
