@@ -73,24 +73,24 @@ async fn sides(deps: &Deps, path: &RepoPath, ours: &str, theirs: &str) -> Result
     .await
 }
 
-/// The merged tree with conflict markers and the conflicts, or `None` for
-/// a clean merge.
-async fn conflicted_merge(
+/// The merged tree (with conflict markers) and its conflicts, none for a
+/// clean merge.
+async fn merged(
     deps: &Deps,
     path: &RepoPath,
     quarantine: &QuarantineDir,
     ours: &str,
     theirs: &str,
     correlation_id: Option<&str>,
-) -> Result<Option<(String, Vec<ConflictEntry>)>> {
+) -> Result<(String, Vec<ConflictEntry>)> {
     let options = MergeOptions { allow_unrelated_histories: true, ..Default::default() };
     let outcome =
         merge::merge_tree(&deps.git, &path.path, &quarantine.objects(), ours, theirs, &options, correlation_id)
             .await
             .map_err(|e| Error::internal("couldn't find conflict", e))?;
     match outcome {
-        MergeOutcome::Clean(_) => Ok(None),
-        MergeOutcome::Conflict { tree, entries } => Ok(Some((tree, entries))),
+        MergeOutcome::Clean(tree) => Ok((tree, Vec::new())),
+        MergeOutcome::Conflict { tree, entries } => Ok((tree, entries)),
         MergeOutcome::Unrelated => Err(Error::internal_msg("couldn't find conflict: unrelated histories")),
     }
 }
@@ -132,10 +132,10 @@ pub(super) async fn list_conflict_files(
     let (ours, theirs) = sides(deps, &path, &req.our_commit_oid, &req.their_commit_oid).await?;
     // merge-tree writes objects; they are thrown away with the quarantine.
     let quarantine = QuarantineDir::new(&path.path).map_err(Error::from)?;
-    let Some((tree, entries)) = conflicted_merge(deps, &path, &quarantine, &ours, &theirs, correlation_id).await?
-    else {
+    let (tree, entries) = merged(deps, &path, &quarantine, &ours, &theirs, correlation_id).await?;
+    if entries.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     let conflicts = group(&entries);
     let view = quarantined(&path, &quarantine);
     let messages = deps
@@ -398,8 +398,9 @@ pub(super) async fn resolve_conflicts(
     let change = call.change(&repository, &path, &user);
     let quarantine = change.quarantine()?;
     let objects = quarantine.objects();
-    let mut tree = conflicted_merge(call.deps, &path, &quarantine, &ours, &theirs, call.correlation_id).await?;
-    if let Some((merged, entries)) = tree.take() {
+    let (mut tree, entries) = merged(call.deps, &path, &quarantine, &ours, &theirs, call.correlation_id).await?;
+    if !entries.is_empty() {
+        let merged = tree.clone();
         let conflicted: Vec<Vec<u8>> = MergeOutcome::Conflict { tree: merged.clone(), entries }.conflicting_paths();
         let view = quarantined(&path, &quarantine);
         let (o, t, m) = (ours.clone(), theirs.clone(), merged.clone());
@@ -456,13 +457,8 @@ pub(super) async fn resolve_conflicts(
             merge::replace_blobs(&call.deps.git, &path.path, &objects, &merged, &replacements, call.correlation_id)
                 .await
                 .map_err(|e| Error::internal("write tree", e))?;
-        tree = Some((resolved, Vec::new()));
+        tree = resolved;
     }
-    let tree = match tree {
-        Some((t, _)) => t,
-        // A clean merge: its tree as merge-tree wrote it.
-        None => clean_tree(call.deps, &path, &quarantine, &ours, &theirs, call.correlation_id).await?,
-    };
     let parents = [ours.clone(), theirs.clone()];
     let new = merge::NewCommit {
         tree: &tree,
@@ -487,25 +483,6 @@ fn o_tree(r: &crate::git::Repo, id: &str) -> Result<String> {
     crate::git::commit::find(r, id.as_bytes())?
         .map(|c| c.tree)
         .ok_or_else(|| Error::internal_msg("retrieving object: commit not found"))
-}
-
-/// The tree of a clean merge of `ours` and `theirs`.
-async fn clean_tree(
-    deps: &Deps,
-    path: &RepoPath,
-    quarantine: &QuarantineDir,
-    ours: &str,
-    theirs: &str,
-    correlation_id: Option<&str>,
-) -> Result<String> {
-    let options = MergeOptions { allow_unrelated_histories: true, ..Default::default() };
-    match merge::merge_tree(&deps.git, &path.path, &quarantine.objects(), ours, theirs, &options, correlation_id)
-        .await
-        .map_err(|e| Error::internal("merge-tree", e))?
-    {
-        MergeOutcome::Clean(tree) => Ok(tree),
-        _ => Err(Error::internal_msg("merge-tree: conflicts appeared")),
-    }
 }
 
 #[cfg(test)]

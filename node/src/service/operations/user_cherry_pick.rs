@@ -111,7 +111,7 @@ async fn old_value(
             };
             let Some(old) = old else { return Ok((None, true)) };
             let base = repo::merge_base(r, &[old.clone().into_bytes(), new.into_bytes()])?;
-            let descends = base.is_some_and(|b| b.to_string() == old);
+            let descends = base.is_some() && base == repo::resolve_revision(r, old.as_bytes());
             Ok((Some(old), descends))
         })
         .await
@@ -187,29 +187,11 @@ pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> R
                 ChangesAlreadyAppliedError {},
             ))));
     }
-    let parents = [prepared.start.clone()];
-    let new =
-        NewCommit { tree: &tree, parents: &parents, author: &author, committer: &committer, message: pick.message };
-    let mut new_id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
-        .await
-        .map_err(|e| Error::internal("write commit", e))?;
-    if pick.dry_run {
-        new_id = prepared.start.clone();
-    }
-    let (old, descends) = old_value(&call, &pick, &objects, &new_id).await?;
-    if !descends {
-        let old = old.unwrap_or_default();
-        return Err(Error::failed_precondition("cherry-pick: branch diverged").with_detail(&detail(
-            user_cherry_pick_error::Error::TargetBranchDiverged(NotAncestorError {
-                parent_revision: old.into_bytes(),
-                child_revision: new_id.into_bytes(),
-            }),
-        )));
-    }
-    let created = old.is_none();
-    let old = old.unwrap_or_else(|| prepared.format.zero_oid());
-    update(&change, quarantine, &pick, &new_id, &old).await.map_err(|e| match e {
-        UpdateError::CustomHook(ref hook) => {
+    let written = commit_and_update(&call, &pick, &prepared, &change, quarantine, &tree, &author, &committer).await;
+    let (new_id, created) = written.map_err(|e| match e {
+        Tail::Diverged(diverged) => Error::failed_precondition("cherry-pick: branch diverged")
+            .with_detail(&detail(user_cherry_pick_error::Error::TargetBranchDiverged(diverged))),
+        Tail::Update(UpdateError::CustomHook(ref hook)) => {
             let text = if !hook.stderr.trim_ascii().is_empty() { &hook.stderr } else { &hook.stdout };
             let message = String::from_utf8_lossy(text).trim_end_matches('\n').to_owned();
             Error::failed_precondition("access check failed").with_detail(&detail(
@@ -219,7 +201,8 @@ pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> R
                 }),
             ))
         }
-        other => Error::internal_msg(format!("update reference with hooks: {}", other.message())),
+        Tail::Update(other) => Error::internal_msg(format!("update reference with hooks: {}", other.message())),
+        Tail::Other(e) => e,
     })?;
     Ok(UserCherryPickResponse { branch_update: Some(branch_update(new_id, created, prepared.had_branches)) })
 }
@@ -293,30 +276,14 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
         return Err(Error::failed_precondition("revert: could not apply because the result was empty")
             .with_detail(&detail(user_revert_error::Error::ChangesAlreadyApplied(ChangesAlreadyAppliedError {}))));
     }
-    let parents = [prepared.start.clone()];
-    let new = NewCommit { tree: &tree, parents: &parents, author: &sig, committer: &sig, message: pick.message };
-    let mut new_id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
-        .await
-        .map_err(|e| Error::internal("write commit", e))?;
-    if pick.dry_run {
-        new_id = prepared.start.clone();
-    }
-    let (old, descends) = old_value(&call, &pick, &objects, &new_id).await?;
-    if !descends {
-        let old = old.unwrap_or_default();
-        return Err(Error::failed_precondition("revert: branch diverged").with_detail(&detail(
-            user_revert_error::Error::NotAncestor(NotAncestorError {
-                parent_revision: old.into_bytes(),
-                child_revision: new_id.into_bytes(),
-            }),
-        )));
-    }
-    let created = old.is_none();
-    let old = old.unwrap_or_else(|| prepared.format.zero_oid());
-    update(&change, quarantine, &pick, &new_id, &old).await.map_err(|e| match e {
-        UpdateError::CustomHook(hook) => Error::permission_denied("revert: custom hook error")
+    let written = commit_and_update(&call, &pick, &prepared, &change, quarantine, &tree, &sig, &sig).await;
+    let (new_id, created) = written.map_err(|e| match e {
+        Tail::Diverged(diverged) => Error::failed_precondition("revert: branch diverged")
+            .with_detail(&detail(user_revert_error::Error::NotAncestor(diverged))),
+        Tail::Update(UpdateError::CustomHook(hook)) => Error::permission_denied("revert: custom hook error")
             .with_detail(&detail(user_revert_error::Error::CustomHook(hook))),
-        other => Error::internal_msg(format!("update reference with hooks: {}", other.message())),
+        Tail::Update(other) => Error::internal_msg(format!("update reference with hooks: {}", other.message())),
+        Tail::Other(e) => e,
     })?;
     Ok(UserRevertResponse {
         branch_update: Some(branch_update(new_id, created, prepared.had_branches)),
@@ -324,17 +291,50 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
     })
 }
 
-/// Moves the branch. A dry run "moves" it to the start revision, hooks
-/// and all, as upstream does.
-async fn update(
+/// Why [`commit_and_update`] stopped.
+enum Tail {
+    /// The new commit does not descend from the branch.
+    Diverged(NotAncestorError),
+    Update(UpdateError),
+    Other(Error),
+}
+
+/// Writes the picked tree as a commit on the start revision and moves the
+/// branch to it (a dry run "moves" it to the start revision, hooks and
+/// all, as upstream does); answers the new tip and whether the branch was
+/// created.
+#[allow(clippy::too_many_arguments, reason = "the shared tail of two RPCs; a struct would only rename them")]
+async fn commit_and_update(
+    call: &Call<'_>,
+    pick: &Pick<'_>,
+    prepared: &Prepared,
     change: &Change<'_>,
     quarantine: crate::git::quarantine::QuarantineDir,
-    pick: &Pick<'_>,
-    new: &str,
-    old: &str,
-) -> std::result::Result<(), UpdateError> {
+    tree: &str,
+    author: &Signature,
+    committer: &Signature,
+) -> std::result::Result<(String, bool), Tail> {
+    let objects = quarantine.objects();
+    let parents = [prepared.start.clone()];
+    let new = NewCommit { tree, parents: &parents, author, committer, message: pick.message };
+    let mut new_id = merge::write_commit(&call.deps.git, &change.path.path, &objects, &new, call.correlation_id)
+        .await
+        .map_err(|e| Tail::Other(Error::internal("write commit", e)))?;
+    if pick.dry_run {
+        new_id = prepared.start.clone();
+    }
+    let (old, descends) = old_value(call, pick, &objects, &new_id).await.map_err(Tail::Other)?;
+    if !descends {
+        return Err(Tail::Diverged(NotAncestorError {
+            parent_revision: old.unwrap_or_default().into_bytes(),
+            child_revision: new_id.into_bytes(),
+        }));
+    }
+    let created = old.is_none();
+    let old = old.unwrap_or_else(|| prepared.format.zero_oid());
     let reference = [b"refs/heads/".as_slice(), pick.branch_name].concat();
-    change.update_reference(Some(quarantine), &reference, new, old).await
+    change.update_reference(Some(quarantine), &reference, &new_id, &old).await.map_err(Tail::Update)?;
+    Ok((new_id, created))
 }
 
 /// The empty tree's id, which git knows without storing it.
