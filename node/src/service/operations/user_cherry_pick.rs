@@ -24,6 +24,24 @@ struct Pick<'a> {
     expected_old_oid: &'a str,
 }
 
+/// The [`Pick`] of a cherry-pick or revert request (same field names).
+macro_rules! pick_of {
+    ($req:ident) => {
+        Pick {
+            repository: $req.repository.as_ref(),
+            user: $req.user.as_ref(),
+            commit: $req.commit.as_ref(),
+            branch_name: &$req.branch_name,
+            message: &$req.message,
+            start_branch_name: &$req.start_branch_name,
+            start_repository: $req.start_repository.as_ref(),
+            dry_run: $req.dry_run,
+            timestamp: $req.timestamp.as_ref(),
+            expected_old_oid: &$req.expected_old_oid,
+        }
+    };
+}
+
 /// What the shared part found, for the RPC-specific steps.
 struct Prepared {
     start: String,
@@ -135,18 +153,7 @@ fn branch_update(id: String, created: bool, had_branches: bool) -> OperationBran
 }
 
 pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> Result<UserCherryPickResponse> {
-    let pick = Pick {
-        repository: req.repository.as_ref(),
-        user: req.user.as_ref(),
-        commit: req.commit.as_ref(),
-        branch_name: &req.branch_name,
-        message: &req.message,
-        start_branch_name: &req.start_branch_name,
-        start_repository: req.start_repository.as_ref(),
-        dry_run: req.dry_run,
-        timestamp: req.timestamp.as_ref(),
-        expected_old_oid: &req.expected_old_oid,
-    };
+    let pick = pick_of!(req);
     let not_found = |id: &str| Error::not_found(format!("cherry-pick: commit lookup: commit not found: {id:?}"));
     let prepared = prepare(&call, &pick, not_found).await?;
     let user = pick.user.expect("validated");
@@ -208,18 +215,7 @@ pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> R
 }
 
 pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<UserRevertResponse> {
-    let pick = Pick {
-        repository: req.repository.as_ref(),
-        user: req.user.as_ref(),
-        commit: req.commit.as_ref(),
-        branch_name: &req.branch_name,
-        message: &req.message,
-        start_branch_name: &req.start_branch_name,
-        start_repository: req.start_repository.as_ref(),
-        dry_run: req.dry_run,
-        timestamp: req.timestamp.as_ref(),
-        expected_old_oid: &req.expected_old_oid,
-    };
+    let pick = pick_of!(req);
     let not_found =
         |id: &str| Error::not_found("revert commit lookup: commit not found").with_metadata("revision", id.to_owned());
     let prepared = prepare(&call, &pick, not_found).await?;
