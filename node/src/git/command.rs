@@ -69,6 +69,18 @@ pub enum Subcommand {
     Fsck,
     /// `git mktag`: annotated tags a user creates, checked as fsck would.
     Mktag,
+    /// `git merge-tree --write-tree`: merges without a work tree, writing
+    /// the result's objects (into a quarantine).
+    MergeTree,
+    /// `git commit-tree`: the commits operations write for a user.
+    CommitTree,
+    /// `git read-tree`, `git update-index`, `git write-tree` and
+    /// `git hash-object -w` on a temporary index: trees edited without a
+    /// work tree (conflict resolutions).
+    ReadTree,
+    UpdateIndex,
+    WriteTree,
+    HashObject,
 }
 
 impl Subcommand {
@@ -106,6 +118,12 @@ impl Subcommand {
             Self::PrunePacked => "prune-packed",
             Self::Fsck => "fsck",
             Self::Mktag => "mktag",
+            Self::MergeTree => "merge-tree",
+            Self::CommitTree => "commit-tree",
+            Self::ReadTree => "read-tree",
+            Self::UpdateIndex => "update-index",
+            Self::WriteTree => "write-tree",
+            Self::HashObject => "hash-object",
         })
     }
 
@@ -136,6 +154,7 @@ impl Subcommand {
                 | Self::LsRemote
                 | Self::Push
                 | Self::MergeBase
+                | Self::MergeTree
         )
     }
 }

@@ -23,6 +23,7 @@ pub mod languages;
 pub mod lfs;
 pub mod license;
 pub mod lifecycle;
+pub mod merge;
 pub mod mirror;
 pub mod object_cache;
 pub mod objectpool;

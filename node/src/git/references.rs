@@ -139,6 +139,11 @@ pub fn resolve_name(repo: &Repo, name: &[u8]) -> Option<ObjectId> {
     find_exact(repo.gix(), name).and_then(|r| follow(repo.gix(), r))
 }
 
+/// Whether a reference with exactly this name exists and is symbolic.
+pub fn is_symbolic(repo: &Repo, name: &[u8]) -> bool {
+    find_exact(repo.gix(), name).is_some_and(|r| matches!(r.target(), gix::refs::TargetRef::Symbolic(_)))
+}
+
 /// The object HEAD resolves to, if any.
 pub fn head_id(repo: &Repo) -> Option<ObjectId> {
     repo.gix().head_id().ok().map(gix::Id::detach)

@@ -70,7 +70,7 @@ pub fn routes(deps: &Deps) -> tonic::service::Routes {
         .add_service(cleanup_service_server::CleanupServiceServer::new(cleanup::CleanupService::new(deps)))
         .add_service(raft_service_server::RaftServiceServer::new(u))
         .add_service(commit_service_server::CommitServiceServer::new(commit::CommitService::new(deps)))
-        .add_service(conflicts_service_server::ConflictsServiceServer::new(u))
+        .add_service(conflicts_service_server::ConflictsServiceServer::new(operations::ConflictsService::new(deps)))
         .add_service(diff_service_server::DiffServiceServer::new(diff::DiffService::new(deps)))
         .add_service(hook_service_server::HookServiceServer::new(hook::HookService::new(deps)))
         .add_service(internal_gitaly_server::InternalGitalyServer::new(internal_gitaly::InternalGitaly::new(deps)))

@@ -10,7 +10,6 @@ pub(super) struct Unimplemented;
 
 impl analysis_service_server::AnalysisService for Unimplemented {}
 impl raft_service_server::RaftService for Unimplemented {}
-impl conflicts_service_server::ConflictsService for Unimplemented {}
 impl partition_service_server::PartitionService for Unimplemented {}
 impl praefect_info_service_server::PraefectInfoService for Unimplemented {}
 impl ref_transaction_server::RefTransaction for Unimplemented {}

@@ -172,6 +172,40 @@ impl Change<'_> {
         Ok(())
     }
 
+    /// Moves `reference` as [`Change::update_reference`] does, without the
+    /// receive hooks: for references GitLab itself asks for (upstream's
+    /// UserMergeToRef and UserRebaseToRef run no hooks). The quarantined
+    /// objects join the repository first; the update still votes in the
+    /// router's transaction.
+    pub(super) async fn update_reference_without_hooks(
+        &self,
+        quarantine: Option<QuarantineDir>,
+        reference: &[u8],
+        new: &str,
+        old: &str,
+    ) -> std::result::Result<(), UpdateError> {
+        if let Some(q) = quarantine {
+            blocking(move || q.migrate().map_err(|e| Error::internal("migrating quarantined objects", e))).await?;
+            self.deps.repos.forget(&self.path.path);
+        }
+        let ref_hooks =
+            transaction_hooks(self.deps, self.repository, self.path, self.transaction.as_ref(), self.metadata).await?;
+        let update = refs::RefUpdate { name: reference.to_vec(), new: new.to_owned(), old: Some(old.to_owned()) };
+        refs::update(&self.deps.git, &self.path.path, &[update], ref_hooks.as_ref(), self.correlation_id).await.map_err(
+            |e| match e {
+                GitError::ReferenceUpdate(cause) | GitError::ReferenceLocked(cause) => UpdateError::Reference(
+                    ReferenceUpdateError {
+                        reference_name: reference.to_vec(),
+                        old_oid: old.to_owned(),
+                        new_oid: new.to_owned(),
+                    },
+                    cause,
+                ),
+                other => UpdateError::Other(Error::from(other)),
+            },
+        )
+    }
+
     /// The error for a hook that refused.
     fn refused(
         &self,

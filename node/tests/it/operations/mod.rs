@@ -3,7 +3,11 @@
 
 mod branches;
 mod commit_files;
+mod conflicts;
 mod ff;
+mod merges;
+mod picks;
+mod squash;
 mod submodules;
 mod tags;
 
