@@ -12,8 +12,7 @@ use crate::config::{Config, Loaded};
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: gitaly serve <config.toml> | gitaly check <config.toml> | gitaly readiness <config.toml> | gitaly --version";
+const USAGE: &str = "usage: gitaly serve <config.toml> | gitaly check <config.toml> | gitaly readiness <config.toml> | gitaly --version";
 
 /// Runs the command line; returns the process exit code.
 pub fn main(args: Vec<String>) -> ExitCode {
@@ -189,9 +188,8 @@ async fn readiness_check(address: &str, token: Option<String>) -> Result<Vec<(St
     use cairn_proto::gitaly::server_service_client::ServerServiceClient;
     let opts = crate::client::DialOptions { token, ..Default::default() };
     let conn = crate::client::dial(address, opts).await.map_err(|e| crate::error::error_chain(&e))?;
-    let request = cairn_proto::gitaly::ReadinessCheckRequest {
-        timeout: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
-    };
+    let request =
+        cairn_proto::gitaly::ReadinessCheckRequest { timeout: Some(prost_types::Duration { seconds: 3, nanos: 0 }) };
     let response = ServerServiceClient::new(conn.channel())
         .readiness_check(request)
         .await

@@ -69,13 +69,7 @@ fn ca_params(cluster: &str, now: OffsetDateTime) -> CertificateParams {
 
 /// Issues the serving certificate signed by `ca`. With `key` it re-signs
 /// for that key (renewal); without, it makes a new key.
-pub fn issue(
-    ca: &Pair,
-    key: Option<&str>,
-    sans: &[String],
-    now: OffsetDateTime,
-    days: u32,
-) -> Result<Pair, CertError> {
+pub fn issue(ca: &Pair, key: Option<&str>, sans: &[String], now: OffsetDateTime, days: u32) -> Result<Pair, CertError> {
     let ca_key = KeyPair::from_pem(&ca.key)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
     let key = match key {

@@ -76,7 +76,6 @@ async fn cleanup(gc: &GitalyCluster) -> Result<Action> {
 
 async fn apply(gc: &GitalyCluster, ctx: &Context) -> Result<Action> {
     let names = Names::of(gc);
-    let generation = gc.metadata.generation;
     let old = gc.status.clone().unwrap_or_default();
     let now = (ctx.now)();
 
@@ -89,7 +88,6 @@ async fn apply(gc: &GitalyCluster, ctx: &Context) -> Result<Action> {
         Ok(action) => Ok(action),
         Err(blocked) => {
             write_blocked(gc, ctx, &names, &old, blocked, now).await?;
-            let _ = generation;
             Ok(Action::requeue(Duration::from_secs(30)))
         }
     }
@@ -182,14 +180,12 @@ async fn apply_objects(
             }));
         };
         let get = |k: &str| secret_data(&s, k);
-        let (Some(host), Some(user), Some(pw), Some(dbname)) = (get("host"), get("user"), get("password"), get("dbname"))
+        let (Some(host), Some(user), Some(pw), Some(dbname)) =
+            (get("host"), get("user"), get("password"), get("dbname"))
         else {
             return Ok(Err(Blocked {
                 reason: "SecretInvalid",
-                message: format!(
-                    "database Secret {:?} needs keys host, user, password and dbname",
-                    ext.secret_name
-                ),
+                message: format!("database Secret {:?} needs keys host, user, password and dbname", ext.secret_name),
             }));
         };
         inputs.db = DbConn {
@@ -217,7 +213,10 @@ async fn apply_objects(
     match spec.tls.mode {
         TlsMode::Disabled => {}
         TlsMode::Managed => {
-            let ca = match (secret_key(&secrets, &names.ca(), "ca.crt").await?, secret_key(&secrets, &names.ca(), "ca.key").await?) {
+            let ca = match (
+                secret_key(&secrets, &names.ca(), "ca.crt").await?,
+                secret_key(&secrets, &names.ca(), "ca.key").await?,
+            ) {
                 (Some(cert), Some(key)) => Pair { cert, key },
                 _ => {
                     let ca = certs::new_ca(&names.cluster, now)?;
@@ -227,7 +226,8 @@ async fn apply_objects(
             };
             let sans = certs::desired_sans(spec, names);
             let current = secrets.get_opt(&names.tls()).await.map_err(kube_err("read TLS Secret"))?;
-            let existing = current.as_ref().and_then(|s| Some((secret_data(s, "tls.crt")?, secret_data(s, "tls.key")?)));
+            let existing =
+                current.as_ref().and_then(|s| Some((secret_data(s, "tls.crt")?, secret_data(s, "tls.key")?)));
             let leaf = match existing {
                 Some((cert, key)) => {
                     let info = certs::inspect(&cert)?;
@@ -256,7 +256,8 @@ async fn apply_objects(
         TlsMode::Secret => {
             let name = spec.tls.secret_name.clone().unwrap_or_default();
             let s = secrets.get_opt(&name).await.map_err(kube_err("read TLS Secret"))?;
-            let Some((cert, _key)) = s.as_ref().and_then(|s| Some((secret_data(s, "tls.crt")?, secret_data(s, "tls.key")?)))
+            let Some((cert, _key)) =
+                s.as_ref().and_then(|s| Some((secret_data(s, "tls.crt")?, secret_data(s, "tls.key")?)))
             else {
                 return Ok(Err(Blocked {
                     reason: "SecretMissing",
@@ -307,11 +308,8 @@ async fn apply_objects(
     }
 
     // Routers move to the new version only after its migration succeeded.
-    let router_version = if migrated.as_deref() == Some(version.as_str()) {
-        Some(version.clone())
-    } else {
-        old.router_version.clone()
-    };
+    let router_version =
+        if migrated.as_deref() == Some(version.as_str()) { Some(version.clone()) } else { old.router_version.clone() };
     let mut routers_ready = (0, 0);
     match (spec.routers.placement, &router_version) {
         (Placement::Deployment, Some(v)) => {
@@ -373,7 +371,12 @@ async fn apply_objects(
     status::set(c, Cond::new("Progressing", !all_ready && !failed, reason, &msg), g, now);
     status::set(
         c,
-        Cond::new("Degraded", failed, if failed { "MigrationFailed" } else { "AsExpected" }, if failed { &msg } else { "" }),
+        Cond::new(
+            "Degraded",
+            failed,
+            if failed { "MigrationFailed" } else { "AsExpected" },
+            if failed { &msg } else { "" },
+        ),
         g,
         now,
     );
@@ -383,7 +386,13 @@ async fn apply_objects(
         Cond::new(
             "DatabaseMigrated",
             mig_ok,
-            if mig_ok { "Migrated" } else if failed { "MigrationFailed" } else { "Pending" },
+            if mig_ok {
+                "Migrated"
+            } else if failed {
+                "MigrationFailed"
+            } else {
+                "Pending"
+            },
             &format!("schema for version {}", migrated.as_deref().unwrap_or("none")),
         ),
         g,
@@ -394,7 +403,12 @@ async fn apply_objects(
         TlsMode::Managed => "Issued",
         TlsMode::Secret => "Provided",
     };
-    status::set(c, Cond::new("CertificatesReady", true, certs_reason, st.certificate_not_after.as_deref().unwrap_or("")), g, now);
+    status::set(
+        c,
+        Cond::new("CertificatesReady", true, certs_reason, st.certificate_not_after.as_deref().unwrap_or("")),
+        g,
+        now,
+    );
     patch_status(gc, ctx, names, &st).await?;
 
     let mut next = if all_ready || failed { Duration::from_secs(300) } else { Duration::from_secs(10) };
@@ -424,7 +438,13 @@ fn storage_status(name: &str, sts: &StatefulSet, version: &str) -> StorageStatus
         && ready == want
         && s.current_revision.is_some()
         && s.current_revision == s.update_revision;
-    StorageStatus { name: name.to_owned(), replicas: want, ready_replicas: ready, updated_replicas: updated, rolled_out }
+    StorageStatus {
+        name: name.to_owned(),
+        replicas: want,
+        ready_replicas: ready,
+        updated_replicas: updated,
+        rolled_out,
+    }
 }
 
 fn deployment_rolled_out(d: &Deployment, version: &str) -> bool {

@@ -109,10 +109,8 @@ impl Names {
     /// Migration Job for a router version; one per version, so a new
     /// version always runs its own Job.
     pub fn migration(&self, version: &str) -> String {
-        let v: String = version
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-            .collect();
+        let v: String =
+            version.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
         let mut name = format!("{}-migrate-{v}", self.cluster);
         name.truncate(63);
         name.trim_end_matches('-').to_owned()

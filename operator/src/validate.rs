@@ -106,7 +106,10 @@ pub fn validate_update(old: &GitalyClusterSpec, new: &GitalyClusterSpec) -> Resu
         if let (Some(a), Some(b)) = (quantity_bytes(&o.volume_size), quantity_bytes(&n.volume_size))
             && b < a
         {
-            errs.push(format!("spec.storages[{}].volumeSize: can only grow ({} -> {})", o.name, o.volume_size, n.volume_size));
+            errs.push(format!(
+                "spec.storages[{}].volumeSize: can only grow ({} -> {})",
+                o.name, o.volume_size, n.volume_size
+            ));
         }
         if n.storage_class_name != o.storage_class_name {
             errs.push(format!("spec.storages[{}].storageClassName: is immutable", o.name));

@@ -7,14 +7,16 @@ mod support;
 
 pub use node::{node_configmap, node_pdb, node_service, node_statefulset};
 pub use router::{migration_job, router_configmap, router_deployment, router_pdb, router_service};
-pub use support::{ca_secret, gitlab_secret, postgres_secret, postgres_service, postgres_statefulset, tls_secret, token_secret};
+pub use support::{
+    ca_secret, gitlab_secret, postgres_secret, postgres_service, postgres_statefulset, tls_secret, token_secret,
+};
 
 use crate::config::{DbConn, Paths};
 use crate::names::{self, Component, Names};
 use crate::types::{GitalyCluster, TlsMode};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, EmptyDirVolumeSource, Capabilities,
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodSecurityContext, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -80,7 +82,13 @@ impl<'a> Inputs<'a> {
     }
 
     fn tls_secret_name(&self) -> String {
-        self.gc.spec.tls.secret_name.clone().filter(|_| self.gc.spec.tls.mode == TlsMode::Secret).unwrap_or_else(|| self.names.tls())
+        self.gc
+            .spec
+            .tls
+            .secret_name
+            .clone()
+            .filter(|_| self.gc.spec.tls.mode == TlsMode::Secret)
+            .unwrap_or_else(|| self.names.tls())
     }
 
     fn db_secret_name(&self) -> String {
@@ -154,7 +162,10 @@ fn pod_name_env() -> EnvVar {
     EnvVar {
         name: "POD_NAME".into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), ..ObjectFieldSelector::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                ..ObjectFieldSelector::default()
+            }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
@@ -235,9 +246,10 @@ fn tls_mount() -> VolumeMount {
 
 pub(crate) fn pull_secrets(inputs: &Inputs<'_>) -> Option<Vec<k8s_openapi::api::core::v1::LocalObjectReference>> {
     let s = &inputs.gc.spec.images.pull_secrets;
-    (!s.is_empty()).then(|| {
-        s.iter().map(|n| k8s_openapi::api::core::v1::LocalObjectReference { name: n.clone() }).collect()
-    })
+    (!s.is_empty())
+        .then(|| s.iter().map(|n| k8s_openapi::api::core::v1::LocalObjectReference { name: n.clone() }).collect())
 }
 
-pub(crate) use names::{NODE_METRICS_PORT, NODE_PORT, NODE_TLS_PORT, ROUTER_METRICS_PORT, ROUTER_PORT, ROUTER_TLS_PORT};
+pub(crate) use names::{
+    NODE_METRICS_PORT, NODE_PORT, NODE_TLS_PORT, ROUTER_METRICS_PORT, ROUTER_PORT, ROUTER_TLS_PORT,
+};

@@ -63,7 +63,12 @@ pub(super) fn port(name: &str, port: i32) -> ServicePort {
 }
 
 pub(super) fn container_port(name: &str, port: i32) -> ContainerPort {
-    ContainerPort { name: Some(name.into()), container_port: port, protocol: Some("TCP".into()), ..ContainerPort::default() }
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
 }
 
 /// At most one node of a set down at a time, voluntarily.
@@ -120,8 +125,7 @@ pub fn node_statefulset(inputs: &Inputs<'_>, vs: &VirtualStorage) -> StatefulSet
         labels.insert(names::ROUTER_LABEL.into(), "true".into());
     }
 
-    let mut node_mounts =
-        vec![mount("node-config", "/etc/gitaly", true), mount("repo-data", "/var/opt/gitaly", false)];
+    let mut node_mounts = vec![mount("node-config", "/etc/gitaly", true), mount("repo-data", "/var/opt/gitaly", false)];
     if inputs.tls() {
         node_mounts.push(tls_mount());
     }
@@ -215,10 +219,7 @@ pub fn node_statefulset(inputs: &Inputs<'_>, vs: &VirtualStorage) -> StatefulSet
                 when_deleted: Some("Retain".into()),
                 when_scaled: Some("Retain".into()),
             }),
-            selector: LabelSelector {
-                match_labels: Some(names.node_selector(&vs.name)),
-                ..LabelSelector::default()
-            },
+            selector: LabelSelector { match_labels: Some(names.node_selector(&vs.name)), ..LabelSelector::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),

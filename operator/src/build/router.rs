@@ -42,7 +42,10 @@ pub fn router_deployment(inputs: &Inputs<'_>, version: &str) -> Deployment {
         metadata: inputs.meta(names.router(), Component::Router),
         spec: Some(DeploymentSpec {
             replicas: Some(i32::try_from(inputs.gc.spec.routers.replicas).unwrap_or(i32::MAX)),
-            selector: LabelSelector { match_labels: Some(names.selector(Component::Router)), ..LabelSelector::default() },
+            selector: LabelSelector {
+                match_labels: Some(names.selector(Component::Router)),
+                ..LabelSelector::default()
+            },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -51,7 +54,11 @@ pub fn router_deployment(inputs: &Inputs<'_>, version: &str) -> Deployment {
                 }),
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     init_containers: Some(vec![render_container(
                         inputs,

@@ -15,12 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
 fn secret(inputs: &Inputs<'_>, name: String, type_: &str, data: BTreeMap<String, String>, c: Component) -> Secret {
-    Secret {
-        metadata: inputs.meta(name, c),
-        type_: Some(type_.into()),
-        string_data: Some(data),
-        ..Secret::default()
-    }
+    Secret { metadata: inputs.meta(name, c), type_: Some(type_.into()), string_data: Some(data), ..Secret::default() }
 }
 
 /// The generated auth token (written once, never overwritten).
@@ -123,7 +118,11 @@ pub fn postgres_statefulset(inputs: &Inputs<'_>) -> StatefulSet {
             from_secret("POSTGRES_USER", "user"),
             from_secret("POSTGRES_PASSWORD", "password"),
             from_secret("POSTGRES_DB", "dbname"),
-            EnvVar { name: "PGDATA".into(), value: Some("/var/lib/postgresql/data/pgdata".into()), ..EnvVar::default() },
+            EnvVar {
+                name: "PGDATA".into(),
+                value: Some("/var/lib/postgresql/data/pgdata".into()),
+                ..EnvVar::default()
+            },
         ]),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction {

@@ -10,7 +10,8 @@ fn paths(dir: &std::path::Path) -> Paths {
     let storage = dir.join("storage");
     std::fs::create_dir_all(&storage).expect("storage dir");
     let ca = cairn_operator::certs::new_ca("t", time::OffsetDateTime::now_utc()).expect("ca");
-    let leaf = cairn_operator::certs::issue(&ca, None, &["x".into()], time::OffsetDateTime::now_utc(), 90).expect("leaf");
+    let leaf =
+        cairn_operator::certs::issue(&ca, None, &["x".into()], time::OffsetDateTime::now_utc(), 90).expect("leaf");
     std::fs::write(dir.join("tls.crt"), leaf.cert).expect("write cert");
     std::fs::write(dir.join("tls.key"), leaf.key).expect("write key");
     Paths {
@@ -23,11 +24,21 @@ fn paths(dir: &std::path::Path) -> Paths {
 }
 
 fn which_git() -> std::path::PathBuf {
-    ["/usr/bin/git", "/usr/local/bin/git"].iter().map(std::path::PathBuf::from).find(|p| p.is_file()).expect("git installed")
+    ["/usr/bin/git", "/usr/local/bin/git"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("git installed")
 }
 
 fn db() -> DbConn {
-    DbConn { host: "cairn-postgres.cairn.svc".into(), port: 5432, user: "praefect".into(), dbname: "praefect".into(), sslmode: "disable".into() }
+    DbConn {
+        host: "cairn-postgres.cairn.svc".into(),
+        port: 5432,
+        user: "praefect".into(),
+        dbname: "praefect".into(),
+        sslmode: "disable".into(),
+    }
 }
 
 #[test]

@@ -65,7 +65,8 @@ impl Fake {
             while let Some((req, send)) = handle.next_request().await {
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect_bytes().await.expect("request body");
-                let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+                let body: Value =
+                    if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
                 let ctype = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let (code, out) = handle_request(&st, &parts.method, &parts.uri, &ctype, body);
                 let resp = Response::builder()
@@ -134,10 +135,21 @@ fn not_found() -> (StatusCode, Value) {
     )
 }
 
-fn handle_request(st: &Mutex<State>, method: &Method, uri: &http::Uri, ctype: &str, body: Value) -> (StatusCode, Value) {
+fn handle_request(
+    st: &Mutex<State>,
+    method: &Method,
+    uri: &http::Uri,
+    ctype: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let mut st = st.lock().expect("lock");
     let path = uri.path().to_owned();
-    st.calls.push(Call { method: method.clone(), path: path.clone(), query: uri.query().unwrap_or("").to_owned(), body: body.clone() });
+    st.calls.push(Call {
+        method: method.clone(),
+        path: path.clone(),
+        query: uri.query().unwrap_or("").to_owned(),
+        body: body.clone(),
+    });
     match *method {
         Method::GET => match st.objects.get(&path) {
             Some(v) => (StatusCode::OK, v.clone()),

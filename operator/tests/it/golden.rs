@@ -22,7 +22,13 @@ fn check<T: Serialize>(name: &str, obj: &T) {
 }
 
 fn inputs(gc: &cairn_operator::types::GitalyCluster) -> Inputs<'_> {
-    let db = DbConn { host: "pg.example.internal".into(), port: 5432, user: "praefect".into(), dbname: "praefect".into(), sslmode: "require".into() };
+    let db = DbConn {
+        host: "pg.example.internal".into(),
+        port: 5432,
+        user: "praefect".into(),
+        dbname: "praefect".into(),
+        sslmode: "require".into(),
+    };
     let mut i = Inputs::new(gc, db);
     i.tls_hash = Some("0123456789abcdef".into());
     i.router_version = Some(gc.spec.version.clone());

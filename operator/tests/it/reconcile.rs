@@ -103,7 +103,10 @@ async fn create_adds_finalizer_then_nodes_then_migration_then_routers() {
     fake.on_apply(fake::deployments_ready);
     fake.reconcile("cairn").await;
     let dep = fake.get(&apps("deployments", "cairn-router")).expect("router Deployment");
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], json!("ghcr.io/cairn-dev/cairn-router:0.1.0"));
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!("ghcr.io/cairn-dev/cairn-router:0.1.0")
+    );
     let gc = fake.cr("cairn");
     let st = gc.status.clone().expect("status");
     assert_eq!(condition(&gc, "Ready"), ("True".into(), "Ready".into(), "all nodes and routers are ready".into()));
@@ -185,8 +188,14 @@ async fn certificate_renewal_keeps_ca_and_key() {
     let key0 = secret_field(&fake, "cairn-tls", "tls.key");
     let info0 = cairn_operator::certs::inspect(&crt0).expect("cert");
     let hash0 = annotation(&fake.get(&apps("statefulsets", "cairn-default")).expect("sts"), TLS_HASH);
-    for host in ["cairn-default-0.cairn-default.cairn.svc", "cairn-default-2.cairn-default.cairn.svc", "cairn-router.cairn.svc"] {
-        assert!(info0.sans.iter().any(|s| cairn_operator::certs::san_matches(s, host)), "{host} not in {:?}", info0.sans);
+    for host in
+        ["cairn-default-0.cairn-default.cairn.svc", "cairn-default-2.cairn-default.cairn.svc", "cairn-router.cairn.svc"]
+    {
+        assert!(
+            info0.sans.iter().any(|s| cairn_operator::certs::san_matches(s, host)),
+            "{host} not in {:?}",
+            info0.sans
+        );
     }
 
     // Within the renewal window nothing changes.
@@ -260,13 +269,19 @@ async fn upgrade_rolls_nodes_before_routers() {
     let paths = applied(&fake.take_calls());
     assert!(!paths.iter().any(|p| p.contains("/jobs/")), "no migration before nodes rolled out");
     let dep = fake.get(&apps("deployments", "cairn-router")).expect("dep");
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], json!("ghcr.io/cairn-dev/cairn-router:0.1.0"));
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!("ghcr.io/cairn-dev/cairn-router:0.1.0")
+    );
     assert_eq!(fake.cr("cairn").status.and_then(|s| s.phase).as_deref(), Some("Upgrading"));
 
     fake.on_apply(fake::statefulsets_ready);
     fake.reconcile("cairn").await;
     let dep = fake.get(&apps("deployments", "cairn-router")).expect("dep");
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], json!("ghcr.io/cairn-dev/cairn-router:0.2.0"));
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!("ghcr.io/cairn-dev/cairn-router:0.2.0")
+    );
 }
 
 #[tokio::test]

@@ -42,14 +42,42 @@ fn examples_match_the_crd_schema() {
 fn bad_specs_are_rejected_with_field_paths() {
     let base = example("cluster.yaml");
     let cases: Vec<(&str, Box<dyn Fn(&mut cairn_operator::types::GitalyClusterSpec)>, &str)> = vec![
-        ("rf", Box::new(|s| s.replication_factor = 4), "spec.replicationFactor: 4 exceeds the 3 nodes of virtual storage \"default\""),
-        ("name", Box::new(|s| s.storages[0].name = "Bad_Name".into()), "spec.storages[0].name: \"Bad_Name\" must be a DNS label of at most 32 characters"),
-        ("size", Box::new(|s| s.storages[0].volume_size = "lots".into()), "spec.storages[0].volumeSize: \"lots\" is not a quantity, e.g. 100Gi"),
+        (
+            "rf",
+            Box::new(|s| s.replication_factor = 4),
+            "spec.replicationFactor: 4 exceeds the 3 nodes of virtual storage \"default\"",
+        ),
+        (
+            "name",
+            Box::new(|s| s.storages[0].name = "Bad_Name".into()),
+            "spec.storages[0].name: \"Bad_Name\" must be a DNS label of at most 32 characters",
+        ),
+        (
+            "size",
+            Box::new(|s| s.storages[0].volume_size = "lots".into()),
+            "spec.storages[0].volumeSize: \"lots\" is not a quantity, e.g. 100Gi",
+        ),
         ("db", Box::new(|s| s.database.managed = None), "spec.database: needs exactly one of external or managed"),
-        ("tls", Box::new(|s| s.tls.mode = cairn_operator::types::TlsMode::Secret), "spec.tls.secretName: is required when tls.mode is secret"),
-        ("version", Box::new(|s| s.version = "v 1".into()), "spec.version: \"v 1\" must be a tag-like string, e.g. 18.2.1"),
-        ("rpc", Box::new(|s| s.node.concurrency.push(serde_json::from_value(serde_json::json!({"rpc": "PostUploadPack", "maxPerRepo": 1})).expect("limit"))),
-            "spec.node.concurrency[0].rpc: \"PostUploadPack\" is not a full method name like /gitaly.SmartHTTPService/PostUploadPackWithSidechannel"),
+        (
+            "tls",
+            Box::new(|s| s.tls.mode = cairn_operator::types::TlsMode::Secret),
+            "spec.tls.secretName: is required when tls.mode is secret",
+        ),
+        (
+            "version",
+            Box::new(|s| s.version = "v 1".into()),
+            "spec.version: \"v 1\" must be a tag-like string, e.g. 18.2.1",
+        ),
+        (
+            "rpc",
+            Box::new(|s| {
+                s.node.concurrency.push(
+                    serde_json::from_value(serde_json::json!({"rpc": "PostUploadPack", "maxPerRepo": 1}))
+                        .expect("limit"),
+                )
+            }),
+            "spec.node.concurrency[0].rpc: \"PostUploadPack\" is not a full method name like /gitaly.SmartHTTPService/PostUploadPackWithSidechannel",
+        ),
     ];
     for (what, change, want) in cases {
         let mut spec = base.spec.clone();
@@ -67,11 +95,15 @@ fn shrinking_and_removing_are_refused() {
     new.storages[0].volume_size = "100Gi".into();
     new.storages[0].storage_class_name = "hdd".into();
     let errs = validate_update(&old, &new).expect_err("shrink refused");
-    assert_eq!(errs, vec![
-        "spec.storages[default].nodes: cannot be reduced from 3 to 2: move repositories off the storage first".to_owned(),
-        "spec.storages[default].volumeSize: can only grow (500Gi -> 100Gi)".to_owned(),
-        "spec.storages[default].storageClassName: is immutable".to_owned(),
-    ]);
+    assert_eq!(
+        errs,
+        vec![
+            "spec.storages[default].nodes: cannot be reduced from 3 to 2: move repositories off the storage first"
+                .to_owned(),
+            "spec.storages[default].volumeSize: can only grow (500Gi -> 100Gi)".to_owned(),
+            "spec.storages[default].storageClassName: is immutable".to_owned(),
+        ]
+    );
     let mut gone = old.clone();
     gone.storages.clear();
     assert!(validate_update(&old, &gone).expect_err("removal refused")[0].contains("cannot be removed"));
