@@ -130,7 +130,7 @@ async fn apply_objects(
     // Token: the user's Secret, or ours generated once.
     let mut inputs = Inputs::new(gc, DbConn::default());
     let token = match &spec.auth.token_secret_name {
-        Some(name) => match secret_key(&secrets, name, "token").await? {
+        Some(name) => match secret_key(&secrets, name, "token").await?.map(one_line) {
             Some(t) => t,
             None => {
                 return Ok(Err(Blocked {
@@ -139,7 +139,7 @@ async fn apply_objects(
                 }));
             }
         },
-        None => match secret_key(&secrets, &names.token(), "token").await? {
+        None => match secret_key(&secrets, &names.token(), "token").await?.map(one_line) {
             Some(t) => t,
             None => {
                 let t = random_token();
@@ -165,7 +165,7 @@ async fn apply_objects(
             dbname: "praefect".into(),
             sslmode: "disable".into(),
         };
-        db_password = match secret_key(&secrets, &names.postgres(), "password").await? {
+        db_password = match secret_key(&secrets, &names.postgres(), "password").await?.map(one_line) {
             Some(p) => p,
             None => random_token(),
         };
@@ -181,7 +181,7 @@ async fn apply_objects(
         };
         let get = |k: &str| secret_data(&s, k);
         let (Some(host), Some(user), Some(pw), Some(dbname)) =
-            (get("host"), get("user"), get("password"), get("dbname"))
+            (get("host"), get("user"), get("password").map(one_line), get("dbname"))
         else {
             return Ok(Err(Blocked {
                 reason: "SecretInvalid",
@@ -501,9 +501,15 @@ async fn secret_key(api: &Api<Secret>, name: &str, key: &str) -> Result<Option<S
     Ok(s.and_then(|s| secret_data(&s, key)))
 }
 
+/// A one-line secret value (token, password); `kubectl create secret
+/// --from-file` often leaves a trailing newline.
+fn one_line(v: String) -> String {
+    v.trim_end_matches(['\n', '\r']).to_owned()
+}
+
 fn secret_data(s: &Secret, key: &str) -> Option<String> {
     if let Some(v) = s.data.as_ref().and_then(|d| d.get(key)) {
-        return String::from_utf8(v.0.clone()).ok().map(|v| v.trim_end_matches('\n').to_owned());
+        return String::from_utf8(v.0.clone()).ok();
     }
     s.string_data.as_ref().and_then(|d| d.get(key)).cloned()
 }

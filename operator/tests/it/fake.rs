@@ -15,46 +15,46 @@ use time::OffsetDateTime;
 
 /// One request the operator made.
 #[derive(Clone, Debug)]
-pub struct Call {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub body: Value,
+pub(crate) struct Call {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) body: Value,
 }
 
 type StatusHook = Box<dyn Fn(&str, &mut Value) + Send + Sync>;
 
 #[derive(Default)]
-pub struct State {
-    pub objects: BTreeMap<String, Value>,
-    pub calls: Vec<Call>,
+pub(crate) struct State {
+    pub(crate) objects: BTreeMap<String, Value>,
+    pub(crate) calls: Vec<Call>,
     hooks: Vec<StatusHook>,
 }
 
 /// The fake apiserver and a client wired to it.
-pub struct Fake {
-    pub state: Arc<Mutex<State>>,
-    pub ctx: Arc<Context>,
+pub(crate) struct Fake {
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) ctx: Arc<Context>,
 }
 
-pub const NS: &str = "cairn";
+pub(crate) const NS: &str = "cairn";
 
-pub fn cr_path(name: &str) -> String {
+pub(crate) fn cr_path(name: &str) -> String {
     format!("/apis/cairn.dev/v1alpha1/namespaces/{NS}/gitalyclusters/{name}")
 }
-pub fn core(kind: &str, name: &str) -> String {
+pub(crate) fn core(kind: &str, name: &str) -> String {
     format!("/api/v1/namespaces/{NS}/{kind}/{name}")
 }
-pub fn apps(kind: &str, name: &str) -> String {
+pub(crate) fn apps(kind: &str, name: &str) -> String {
     format!("/apis/apps/v1/namespaces/{NS}/{kind}/{name}")
 }
-pub fn job(name: &str) -> String {
+pub(crate) fn job(name: &str) -> String {
     format!("/apis/batch/v1/namespaces/{NS}/jobs/{name}")
 }
 
 impl Fake {
     /// Starts the fake with `gc` stored, and a clock.
-    pub fn start(gc: &GitalyCluster, now: fn() -> OffsetDateTime) -> Self {
+    pub(crate) fn start(gc: &GitalyCluster, now: fn() -> OffsetDateTime) -> Self {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let state = Arc::new(Mutex::new(State::default()));
         let mut cr = serde_json::to_value(gc).expect("CR serializes");
@@ -81,28 +81,28 @@ impl Fake {
     }
 
     /// Adds a hook run on every applied object (path, object) to set status.
-    pub fn on_apply(&self, hook: impl Fn(&str, &mut Value) + Send + Sync + 'static) {
+    pub(crate) fn on_apply(&self, hook: impl Fn(&str, &mut Value) + Send + Sync + 'static) {
         self.state.lock().expect("lock").hooks.push(Box::new(hook));
     }
 
     /// Drops every status hook.
-    pub fn clear_hooks(&self) {
+    pub(crate) fn clear_hooks(&self) {
         self.state.lock().expect("lock").hooks.clear();
     }
 
     /// Stores an object as if a user created it.
-    pub fn put(&self, path: &str, obj: Value) {
+    pub(crate) fn put(&self, path: &str, obj: Value) {
         self.state.lock().expect("lock").objects.insert(path.to_owned(), obj);
     }
 
     /// The stored CR.
-    pub fn cr(&self, name: &str) -> GitalyCluster {
+    pub(crate) fn cr(&self, name: &str) -> GitalyCluster {
         let v = self.get(&cr_path(name)).expect("CR stored");
         serde_json::from_value(v).expect("stored CR deserializes")
     }
 
     /// Changes the stored CR's spec (as `kubectl edit` would) and bumps its generation.
-    pub fn edit(&self, name: &str, f: impl FnOnce(&mut GitalyCluster)) {
+    pub(crate) fn edit(&self, name: &str, f: impl FnOnce(&mut GitalyCluster)) {
         let mut gc = self.cr(name);
         f(&mut gc);
         gc.metadata.generation = Some(gc.metadata.generation.unwrap_or(1) + 1);
@@ -110,16 +110,16 @@ impl Fake {
         self.state.lock().expect("lock").objects.insert(cr_path(name), v);
     }
 
-    pub fn get(&self, path: &str) -> Option<Value> {
+    pub(crate) fn get(&self, path: &str) -> Option<Value> {
         self.state.lock().expect("lock").objects.get(path).cloned()
     }
 
-    pub fn take_calls(&self) -> Vec<Call> {
+    pub(crate) fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut self.state.lock().expect("lock").calls)
     }
 
     /// Reconciles the stored CR once, with a deadline so a hang fails.
-    pub async fn reconcile(&self, name: &str) -> kube::runtime::controller::Action {
+    pub(crate) async fn reconcile(&self, name: &str) -> kube::runtime::controller::Action {
         let gc = Arc::new(self.cr(name));
         tokio::time::timeout(std::time::Duration::from_secs(5), controller::reconcile(gc, self.ctx.clone()))
             .await
@@ -238,7 +238,7 @@ fn strip(v: &Value) -> Value {
 }
 
 /// Hook: every StatefulSet is fully rolled out and ready at its template.
-pub fn statefulsets_ready(path: &str, obj: &mut Value) {
+pub(crate) fn statefulsets_ready(path: &str, obj: &mut Value) {
     if !path.contains("/statefulsets/") {
         return;
     }
@@ -251,7 +251,7 @@ pub fn statefulsets_ready(path: &str, obj: &mut Value) {
 }
 
 /// Hook: every Deployment is rolled out and ready.
-pub fn deployments_ready(path: &str, obj: &mut Value) {
+pub(crate) fn deployments_ready(path: &str, obj: &mut Value) {
     if !path.contains("/deployments/") {
         return;
     }
@@ -263,14 +263,14 @@ pub fn deployments_ready(path: &str, obj: &mut Value) {
 }
 
 /// Hook: every Job succeeds.
-pub fn jobs_succeed(path: &str, obj: &mut Value) {
+pub(crate) fn jobs_succeed(path: &str, obj: &mut Value) {
     if path.contains("/jobs/") {
         obj["status"] = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
     }
 }
 
 /// Hook: every Job fails.
-pub fn jobs_fail(path: &str, obj: &mut Value) {
+pub(crate) fn jobs_fail(path: &str, obj: &mut Value) {
     if path.contains("/jobs/") {
         obj["status"] = json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
     }

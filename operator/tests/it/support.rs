@@ -4,13 +4,13 @@ use cairn_operator::types::GitalyCluster;
 use std::path::PathBuf;
 
 /// The workspace root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// An example file as a GitalyCluster with namespace and uid filled in
 /// (owner references need the uid).
-pub fn example(name: &str) -> GitalyCluster {
+pub(crate) fn example(name: &str) -> GitalyCluster {
     let text = std::fs::read_to_string(root().join("examples").join(name)).expect("read example");
     let mut gc: GitalyCluster = serde_yaml::from_str(&text).expect("example deserializes into GitalyCluster");
     gc.metadata.namespace.get_or_insert_with(|| "cairn".into());
