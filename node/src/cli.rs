@@ -61,12 +61,9 @@ fn serve(path: &Path) -> ExitCode {
         eprintln!("invalid configuration in {}:\n{errs}", path.display());
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(crate::server::run(loaded.config, shutdown_signal(), |_| {}));
     match result {
@@ -77,6 +74,13 @@ fn serve(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("start runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -156,12 +160,9 @@ fn readiness(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let token = Some(config.auth.token.clone()).filter(|t| !t.is_empty());
     match runtime.block_on(readiness_check(&address, token)) {

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 /// Desired state of a Cairn cluster: routers in front of node StatefulSets,
 /// one per virtual storage, with their database, TLS and tokens.
+// Each printcolumn repeats `type_`, which clippy reads as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cairn.dev",

@@ -158,13 +158,7 @@ pub fn node_statefulset(inputs: &Inputs<'_>, vs: &VirtualStorage) -> StatefulSet
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(NODE_PORT), ..TCPSocketAction::default() }),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
+        liveness_probe: Some(tcp_liveness(NODE_PORT)),
         resources: vs.resources.clone(),
         volume_mounts: Some(node_mounts),
         security_context: Some(container_security()),
@@ -296,16 +290,22 @@ pub(super) fn router_container(inputs: &Inputs<'_>, version: &str) -> Container 
             period_seconds: Some(5),
             ..Probe::default()
         }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(ROUTER_PORT), ..TCPSocketAction::default() }),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
+        liveness_probe: Some(tcp_liveness(ROUTER_PORT)),
         resources: inputs.gc.spec.routers.resources.clone(),
         volume_mounts: Some(mounts),
         security_context: Some(container_security()),
         ..Container::default()
+    }
+}
+
+/// Liveness: the port accepts connections (a wedged process gets restarted;
+/// readiness carries the real health).
+fn tcp_liveness(port: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), ..TCPSocketAction::default() }),
+        initial_delay_seconds: Some(10),
+        period_seconds: Some(10),
+        failure_threshold: Some(6),
+        ..Probe::default()
     }
 }

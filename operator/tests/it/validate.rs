@@ -1,5 +1,7 @@
 //! Examples are valid; bad specs are rejected with clear messages.
 
+#![allow(clippy::disallowed_methods, reason = "runs check-jsonschema, not git")]
+
 use crate::support::{example, root};
 use cairn_operator::validate::{validate, validate_update};
 
@@ -41,7 +43,8 @@ fn examples_match_the_crd_schema() {
 #[test]
 fn bad_specs_are_rejected_with_field_paths() {
     let base = example("cluster.yaml");
-    let cases: Vec<(&str, Box<dyn Fn(&mut cairn_operator::types::GitalyClusterSpec)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut cairn_operator::types::GitalyClusterSpec)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "rf",
             Box::new(|s| s.replication_factor = 4),
