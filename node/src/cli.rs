@@ -4,6 +4,7 @@
 //! gitaly serve <config.toml>    serve
 //! gitaly <config.toml>          serve (legacy form)
 //! gitaly check <config.toml>    validate the config and report each storage
+//! gitaly readiness <config.toml> ask the running node (ReadinessCheck); exit 0 if ready
 //! gitaly --version
 //! ```
 
@@ -11,7 +12,7 @@ use crate::config::{Config, Loaded};
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: gitaly serve <config.toml> | gitaly check <config.toml> | gitaly --version";
+const USAGE: &str = "usage: gitaly serve <config.toml> | gitaly check <config.toml> | gitaly readiness <config.toml> | gitaly --version";
 
 /// Runs the command line; returns the process exit code.
 pub fn main(args: Vec<String>) -> ExitCode {
@@ -27,6 +28,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
         ["serve", config] => serve(Path::new(config)),
         ["check", config] => check(Path::new(config)),
+        // `-config` too, as Kubernetes exec probes are usually written that way.
+        ["readiness", config] | ["readiness", "-config" | "--config", config] => readiness(Path::new(config)),
         [config] if !config.starts_with('-') => serve(Path::new(config)),
         _ => {
             eprintln!("{USAGE}");
@@ -58,12 +61,9 @@ fn serve(path: &Path) -> ExitCode {
         eprintln!("invalid configuration in {}:\n{errs}", path.display());
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(crate::server::run(loaded.config, shutdown_signal(), |_| {}));
     match result {
@@ -74,6 +74,13 @@ fn serve(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("start runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -130,6 +137,69 @@ fn check(path: &Path) -> ExitCode {
         println!("Check: FAILED");
         ExitCode::FAILURE
     }
+}
+
+/// Kubernetes readiness probe: dials the node's own listener with its
+/// token and runs ServerService/ReadinessCheck; prints failed checks.
+fn readiness(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let config = loaded.config;
+    // Prefer the Unix socket; a wildcard TCP address is dialled on loopback.
+    let address = match (&config.socket_path, &config.listen_addr) {
+        (Some(socket), _) => format!("unix:{}", socket.display()),
+        (None, Some(addr)) => {
+            let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
+            let host = if matches!(host, "" | "0.0.0.0" | "[::]" | "::") { "127.0.0.1" } else { host };
+            format!("tcp://{host}:{port}")
+        }
+        (None, None) => {
+            eprintln!("not ready: readiness needs socket_path or listen_addr in {}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let token = Some(config.auth.token.clone()).filter(|t| !t.is_empty());
+    match runtime.block_on(readiness_check(&address, token)) {
+        Ok(failed) if failed.is_empty() => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Ok(failed) => {
+            for (name, message) in failed {
+                eprintln!("not ready: {name}: {message}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("not ready: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The failed checks (empty when ready), or why the check could not run.
+async fn readiness_check(address: &str, token: Option<String>) -> Result<Vec<(String, String)>, String> {
+    use cairn_proto::gitaly::readiness_check_response::Result as Outcome;
+    use cairn_proto::gitaly::server_service_client::ServerServiceClient;
+    let opts = crate::client::DialOptions { token, ..Default::default() };
+    let conn = crate::client::dial(address, opts).await.map_err(|e| crate::error::error_chain(&e))?;
+    let request =
+        cairn_proto::gitaly::ReadinessCheckRequest { timeout: Some(prost_types::Duration { seconds: 3, nanos: 0 }) };
+    let response = ServerServiceClient::new(conn.channel())
+        .readiness_check(request)
+        .await
+        .map_err(|s| format!("ReadinessCheck: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    Ok(match response.result {
+        Some(Outcome::FailureResponse(f)) => f.failed_checks.into_iter().map(|c| (c.name, c.error_message)).collect(),
+        Some(Outcome::OkResponse(_)) | None => Vec::new(),
+    })
 }
 
 struct StorageState {

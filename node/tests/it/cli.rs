@@ -223,3 +223,42 @@ async fn legacy_invocation_serves_too() {
     let conn = dial(&format!("unix:{}/g.sock", dir.path().display()), DialOptions::default()).await.expect("dial");
     ServerServiceClient::new(conn.channel()).server_info(ServerInfoRequest {}).await.expect("info");
 }
+
+/// `gitaly readiness` (the operator's exec readiness probe) asks the running
+/// node through its own socket with its token.
+#[test]
+fn readiness_probe_asks_the_running_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(&storage).expect("mkdir");
+    let write = |name: &str, token: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "socket_path = \"{d}/gitaly.socket\"\n[auth]\ntoken = \"{token}\"\n[logging]\nformat = \"json\"\n[[storage]]\nname = \"default\"\npath = \"{s}\"\n",
+                d = dir.path().display(),
+                s = storage.display()
+            ),
+        )
+        .expect("write config");
+        path
+    };
+    let good = write("config.toml", "secret");
+    let wrong = write("wrong.toml", "not-the-token");
+
+    let out = gitaly(&["readiness", good.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "not ready while nothing listens");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("not ready: "), "{out:?}");
+
+    let served = Served::start(&["serve", good.to_str().expect("utf-8")]);
+    served.wait_for(|v| v["message"] == "starting Gitaly");
+    let out = gitaly(&["readiness", "-config", good.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
+
+    let out = gitaly(&["readiness", wrong.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"), "{out:?}");
+    drop(served);
+}
