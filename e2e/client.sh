@@ -47,9 +47,17 @@ retry() {
     done
 }
 
+# A retry after a call whose answer was lost finds the repository there.
 create_repository() {
-    cairn-load --address "$GITALY_ADDRESS" --token "$GITALY_TOKEN" --once \
-        --rpc CreateRepository --repository "$VIRTUAL_STORAGE:$REPOSITORY"
+    if out="$(cairn-load --address "$GITALY_ADDRESS" --token "$GITALY_TOKEN" --once \
+        --rpc CreateRepository --repository "$VIRTUAL_STORAGE:$REPOSITORY" 2>&1)"; then
+        return 0
+    fi
+    echo "$out"
+    case "$out" in
+    *AlreadyExists*) return 0 ;;
+    *) return 1 ;;
+    esac
 }
 
 clone() {
