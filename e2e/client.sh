@@ -17,8 +17,9 @@ mode="${1:?usage: client.sh create|push}"
 start="$(date +%s)"
 deadline=$((start + ${RETRY_SECONDS:-180}))
 
+dir="$(mktemp -d)"
 # git without any user or system config, with a fixed identity.
-export HOME=/tmp GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export HOME="$dir" GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 export GIT_AUTHOR_NAME="Cairn e2e" GIT_AUTHOR_EMAIL=e2e@cairn.invalid
 export GIT_COMMITTER_NAME="Cairn e2e" GIT_COMMITTER_EMAIL=e2e@cairn.invalid
 export GIT_SSH_VARIANT=simple GITALY_USE_SIDECHANNEL=1
@@ -72,8 +73,8 @@ push() {
 
 # check_clone COMMIT: a fresh clone through the router has COMMIT on main.
 check_clone() {
-    retry "clone $REPOSITORY" clone /tmp/check
-    got="$(git -C /tmp/check rev-parse HEAD)"
+    retry "clone $REPOSITORY" clone "$dir/check"
+    got="$(git -C "$dir/check" rev-parse HEAD)"
     if [ "$got" != "$1" ]; then
         log "FAIL: a fresh clone has main at $got, expected $1"
         exit 1
@@ -85,22 +86,22 @@ case "$mode" in
 create)
     retry "CreateRepository $VIRTUAL_STORAGE:$REPOSITORY" create_repository
     log "created $VIRTUAL_STORAGE:$REPOSITORY through the router"
-    git init --quiet -b main /tmp/work
-    echo "Served by Cairn on Kubernetes." >/tmp/work/README.md
-    git -C /tmp/work add README.md
-    git -C /tmp/work commit --quiet -m "Add README"
-    retry "push the first commit" push /tmp/work
+    git init --quiet -b main "$dir/work"
+    echo "Served by Cairn on Kubernetes." >"$dir/work/README.md"
+    git -C "$dir/work" add README.md
+    git -C "$dir/work" commit --quiet -m "Add README"
+    retry "push the first commit" push "$dir/work"
     log "pushed the first commit through the router"
-    check_clone "$(git -C /tmp/work rev-parse HEAD)"
+    check_clone "$(git -C "$dir/work" rev-parse HEAD)"
     ;;
 push)
-    retry "clone $REPOSITORY" clone /tmp/work
-    date >/tmp/work/pushed-at
-    git -C /tmp/work add pushed-at
-    git -C /tmp/work commit --quiet -m "Push after deleting the primary"
-    retry "push" push /tmp/work
+    retry "clone $REPOSITORY" clone "$dir/work"
+    date >"$dir/work/pushed-at"
+    git -C "$dir/work" add pushed-at
+    git -C "$dir/work" commit --quiet -m "Push after deleting the primary"
+    retry "push" push "$dir/work"
     log "pushed through the router"
-    check_clone "$(git -C /tmp/work rev-parse HEAD)"
+    check_clone "$(git -C "$dir/work" rev-parse HEAD)"
     ;;
 *)
     echo "usage: client.sh create|push" >&2
