@@ -19,6 +19,7 @@
 #   E2E_READY_TIMEOUT     how long the cluster may take to become Ready (default 15m)
 #   E2E_FAILOVER_SECONDS  bound on the push after deleting the primary (default 180)
 #   E2E_KEEP=1            leave everything in place for debugging
+#   E2E_ALLOW_CONTEXT     run on this kubectl context although it is not kind-*/k3d-*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,12 @@ skip() {
 command -v kubectl >/dev/null 2>&1 || skip "kubectl is not installed"
 kubectl version --request-timeout=10s >/dev/null 2>&1 ||
     skip "no cluster answers at KUBECONFIG=$KUBECONFIG (needs a kind or k3d cluster)"
+# dev/test.sh runs this: never install into a cluster nobody meant for tests.
+context="$(kubectl config current-context)"
+case "$context" in
+kind-* | k3d-* | "${E2E_ALLOW_CONTEXT:-}") ;;
+*) skip "context $context is not a kind or k3d cluster (E2E_ALLOW_CONTEXT=$context runs there anyway)" ;;
+esac
 
 source dev/lib/tools.sh
 helm="$(tools_helm)"
@@ -42,7 +49,6 @@ ready_timeout="${E2E_READY_TIMEOUT:-15m}"
 failover_seconds="${E2E_FAILOVER_SECONDS:-180}"
 release=cairn-e2e
 repository=e2e.git
-context="$(kubectl config current-context)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e.XXXXXX")"
 
 # The example cluster, moved to our namespace and pointed at our images.
