@@ -50,6 +50,7 @@ failover_seconds="${E2E_FAILOVER_SECONDS:-180}"
 release=cairn-e2e
 repository=e2e.git
 work="$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e.XXXXXX")"
+trap 'rm -rf "$work"' EXIT # until cleanup() below takes over
 
 # The example cluster, moved to our namespace and pointed at our images.
 # Prints "name version virtual-storage".
