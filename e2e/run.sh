@@ -16,6 +16,7 @@
 #   E2E_NAMESPACE         namespace to use (default cairn-e2e; created and deleted)
 #   E2E_SKIP_IMAGES=1     the images are already in the cluster (no docker build/load)
 #   E2E_IMAGE_PREFIX      repository prefix of the images (default cairn.local)
+#   E2E_STORAGE_CLASS     StorageClass of the node volumes (default: the cluster's default class)
 #   E2E_READY_TIMEOUT     how long the cluster may take to become Ready (default 15m)
 #   E2E_FAILOVER_SECONDS  bound on the push after deleting the primary (default 180)
 #   E2E_KEEP=1            leave everything in place for debugging
@@ -52,16 +53,24 @@ repository=e2e.git
 work="$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e.XXXXXX")"
 trap 'rm -rf "$work"' EXIT # until cleanup() below takes over
 
-# The example cluster, moved to our namespace and pointed at our images.
-# Prints "name version virtual-storage".
-read -r cluster version storage < <("$venv/bin/python3" - examples/cluster.yaml "$work/cluster.yaml" "$ns" "$prefix" <<'PY'
+# The example names kind's StorageClass; k3d's default is another.
+storage_class="${E2E_STORAGE_CLASS:-$(kubectl get storageclass -o \
+    jsonpath='{range .items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")]}{.metadata.name}{"\n"}{end}' |
+    head -n 1)}"
+
+# The example cluster, moved to our namespace and pointed at our images and
+# storage class. Prints "name version virtual-storage".
+read -r cluster version storage < <("$venv/bin/python3" - examples/cluster.yaml "$work/cluster.yaml" "$ns" "$prefix" "$storage_class" <<'PY'
 import sys, yaml
-src, dst, ns, prefix = sys.argv[1:]
+src, dst, ns, prefix, storage_class = sys.argv[1:]
 doc = yaml.safe_load(open(src))
 doc.setdefault("metadata", {})["namespace"] = ns
 images = doc["spec"].setdefault("images", {})
 images["repositoryPrefix"] = prefix
 images["pullPolicy"] = "IfNotPresent"
+if storage_class:
+    for vs in doc["spec"]["storages"]:
+        vs["storageClassName"] = storage_class
 yaml.safe_dump(doc, open(dst, "w"), sort_keys=False)
 print(doc["metadata"]["name"], doc["spec"]["version"], doc["spec"]["storages"][0]["name"])
 PY
@@ -70,7 +79,8 @@ PY
 node_image="$prefix/cairn-node:$version"
 router_image="$prefix/cairn-router:$version"
 operator_image="$prefix/cairn-operator:$version"
-log "context $context, namespace $ns, cluster $cluster (version $version, virtual storage $storage)"
+log "context $context, namespace $ns, cluster $cluster (version $version, virtual storage $storage," \
+    "storage class ${storage_class:-as in the example})"
 
 diagnose() {
     log "--- state of namespace $ns"
