@@ -24,9 +24,17 @@ chart name appended unless the release name already contains it.
 {{- end }}
 {{- end }}
 
-{{/* The operator's object name. */}}
+{{/*
+The operator's object name: the full name plus "-operator", unless it already
+says so (`helm install cairn-operator charts/cairn` gives "cairn-operator").
+*/}}
 {{- define "cairn.operatorName" -}}
-{{- printf "%s-operator" (include "cairn.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- $full := include "cairn.fullname" . }}
+{{- if contains "operator" $full }}
+{{- $full }}
+{{- else }}
+{{- printf "%s-operator" $full | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 
 {{- define "cairn.chart" -}}
