@@ -46,11 +46,20 @@ def split(rendered: str, outdir: str) -> None:
         print(f"  not validated (no schema offline): {', '.join(skipped)}")
 
 
-def _nullable_to_jsonschema(node):
-    """OpenAPI's `nullable: true` means "or null"; plain JSON Schema needs the
-    null type spelled out, or a null field would fail its type check."""
+def _to_jsonschema(node):
+    """A structural CRD schema as plain JSON Schema, as strict as the
+    apiserver with kubectl's default field validation (Strict):
+    - OpenAPI's `nullable: true` means "or null": spell the null type out;
+    - an unknown field is an error: objects with `properties` get
+      `additionalProperties: false` unless they preserve unknown fields."""
     if isinstance(node, dict):
-        node = {k: _nullable_to_jsonschema(v) for k, v in node.items()}
+        node = {k: _to_jsonschema(v) for k, v in node.items()}
+        if (
+            "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            node["additionalProperties"] = False
         if node.pop("nullable", False):
             if "type" in node:
                 types = node["type"] if isinstance(node["type"], list) else [node["type"]]
@@ -59,7 +68,7 @@ def _nullable_to_jsonschema(node):
                 node["enum"] = list(node["enum"]) + [None]
         return node
     if isinstance(node, list):
-        return [_nullable_to_jsonschema(v) for v in node]
+        return [_to_jsonschema(v) for v in node]
     return node
 
 
@@ -68,7 +77,11 @@ def crd_schema(crd: str, out: str) -> None:
     doc = yaml.safe_load(Path(crd).read_text())
     versions = doc["spec"]["versions"]
     version = next((v for v in versions if v.get("storage")), versions[0])
-    schema = _nullable_to_jsonschema(version["schema"]["openAPIV3Schema"])
+    schema = version["schema"]["openAPIV3Schema"]
+    # Every object has these, whether the CRD's schema lists them or not.
+    implicit = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    schema["properties"] = {**implicit, **schema.get("properties", {})}
+    schema = _to_jsonschema(schema)
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     Path(out).write_text(json.dumps(schema, indent=1))
 
