@@ -2,7 +2,8 @@
 # Runs the whole test suite: unit tests, integration tests against real
 # servers, real git and a real PostgreSQL, and wire-compatibility tests.
 #
-#   dev/test.sh                       everything (CI runs this)
+#   dev/test.sh                       everything (CI runs this), with
+#                                     dev/chart-check.sh and e2e/run.sh
 #   dev/test.sh -p cairn-router db    one package, tests whose name has "db"
 #
 # Arguments go to `cargo nextest run` (or `cargo test` without nextest);
@@ -37,6 +38,15 @@ if [ -z "${CAIRN_TEST_PGHOST:-}" ] || [ -z "${CAIRN_TEST_PGPORT:-}" ]; then
     trap 'exit 143' TERM
     pg_start "$pg_dir" 5432
     export CAIRN_TEST_PGHOST="$pg_dir" CAIRN_TEST_PGPORT=5432
+fi
+
+# The whole suite also checks the packaging (chart, CRD copy, Dockerfile;
+# seconds once its tools are cached) and runs e2e/ against the cluster in
+# KUBECONFIG, which skips with a message when there is none. They run before
+# the cargo tests so that the test runner's summary stays the last word.
+if [ "$#" -eq 0 ]; then
+    dev/chart-check.sh
+    e2e/run.sh
 fi
 
 # Without -p/--package, the whole workspace (cargo would ignore -p next to
