@@ -259,6 +259,6 @@ fn readiness_probe_asks_the_running_node() {
 
     let out = gitaly(&["readiness", wrong.to_str().expect("utf-8")]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"), "{out:?}");
     drop(served);
 }
