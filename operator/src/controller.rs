@@ -520,7 +520,7 @@ fn random_token() -> String {
 
 /// Runs the controller until SIGTERM. `WATCH_NAMESPACE` limits it to one
 /// namespace (then a Role is enough); otherwise it watches all.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, health: Arc<crate::http::Health>) {
     use futures::StreamExt;
     use kube::runtime::{Controller, watcher};
     let ns = std::env::var("WATCH_NAMESPACE").ok().filter(|n| !n.is_empty());
@@ -535,6 +535,7 @@ pub async fn run(client: Client) {
     }
     let cfg = watcher::Config::default();
     let ctx = Arc::new(Context::new(client.clone()));
+    health.set_ready();
     Controller::new(api::<GitalyCluster>(&client, &ns), cfg.clone())
         .owns(api::<StatefulSet>(&client, &ns), cfg.clone())
         .owns(api::<Deployment>(&client, &ns), cfg.clone())
@@ -545,10 +546,13 @@ pub async fn run(client: Client) {
         .owns(api::<PodDisruptionBudget>(&client, &ns), cfg)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            match r {
-                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
-                Err(e) => tracing::debug!(error = %crate::error_chain(&e), "reconcile error"),
+        .for_each(|r| {
+            health.reconciled(r.is_ok());
+            async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
+                    Err(e) => tracing::debug!(error = %crate::error_chain(&e), "reconcile error"),
+                }
             }
         })
         .await;

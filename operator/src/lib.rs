@@ -6,6 +6,7 @@ pub mod build;
 pub mod certs;
 pub mod config;
 pub mod controller;
+pub mod http;
 pub mod names;
 pub mod status;
 pub mod types;
