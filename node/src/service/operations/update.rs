@@ -132,30 +132,12 @@ impl Change<'_> {
         let (output, outcome) = hooks.pre_receive(&changes, &quarantine_env).await;
         self.refused(outcome, output, HookType::Prereceive, &changes)?;
 
-        if let Some(q) = quarantine {
-            blocking(move || q.migrate().map_err(|e| Error::internal("migrating quarantined objects", e))).await?;
-            self.deps.repos.forget(&self.path.path);
-        }
+        self.migrate(quarantine).await?;
 
         let (output, outcome) = hooks.update(reference, old, new).await;
         self.refused(outcome, output, HookType::Update, &changes)?;
 
-        let ref_hooks =
-            transaction_hooks(self.deps, self.repository, self.path, self.transaction.as_ref(), self.metadata).await?;
-        let update = refs::RefUpdate { name: reference.to_vec(), new: new.to_owned(), old: Some(old.to_owned()) };
-        refs::update(&self.deps.git, &self.path.path, &[update], ref_hooks.as_ref(), self.correlation_id)
-            .await
-            .map_err(|e| match e {
-                GitError::ReferenceUpdate(cause) | GitError::ReferenceLocked(cause) => UpdateError::Reference(
-                    ReferenceUpdateError {
-                        reference_name: reference.to_vec(),
-                        old_oid: old.to_owned(),
-                        new_oid: new.to_owned(),
-                    },
-                    cause,
-                ),
-                other => UpdateError::Other(Error::from(other)),
-            })?;
+        self.move_reference(reference, new, old).await?;
 
         let (output, outcome) = hooks.post_receive(&changes).await;
         match outcome {
@@ -184,10 +166,22 @@ impl Change<'_> {
         new: &str,
         old: &str,
     ) -> std::result::Result<(), UpdateError> {
+        self.migrate(quarantine).await?;
+        self.move_reference(reference, new, old).await
+    }
+
+    /// Moves the quarantined objects into the repository.
+    async fn migrate(&self, quarantine: Option<QuarantineDir>) -> Result<()> {
         if let Some(q) = quarantine {
             blocking(move || q.migrate().map_err(|e| Error::internal("migrating quarantined objects", e))).await?;
             self.deps.repos.forget(&self.path.path);
         }
+        Ok(())
+    }
+
+    /// One `git update-ref` of `reference` from `old` to `new`, voting in
+    /// the router's transaction.
+    async fn move_reference(&self, reference: &[u8], new: &str, old: &str) -> std::result::Result<(), UpdateError> {
         let ref_hooks =
             transaction_hooks(self.deps, self.repository, self.path, self.transaction.as_ref(), self.metadata).await?;
         let update = refs::RefUpdate { name: reference.to_vec(), new: new.to_owned(), old: Some(old.to_owned()) };
