@@ -37,6 +37,20 @@ const PACKED_REFS_LOCK_AGE: Duration = Duration::from_secs(3600);
 const PACKED_REFS_NEW_AGE: Duration = Duration::from_secs(15 * 60);
 const PACK_KEEP_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Removes reference lock files under `refs/` older than `min_age`: git
+/// holds them for milliseconds, so an old one is what a killed process left,
+/// and it would fail every later update of that reference. Returns how many.
+pub fn remove_stale_reference_locks(repo: &Path, min_age: Duration) -> usize {
+    let now = SystemTime::now();
+    let mut stale = Vec::new();
+    walk_files(&repo.join("refs"), |p, m| {
+        if p.extension().is_some_and(|e| e == "lock") && older_than(m, now, min_age) {
+            stale.push(p.to_owned());
+        }
+    });
+    stale.into_iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+}
+
 /// Lock files git may leave behind when killed, relative to the repository.
 /// Only these are removed, never every `*.lock`.
 const LOCKFILES: [&str; 6] = [
@@ -617,6 +631,19 @@ mod tests {
         i.references.loose_count = 17;
         assert!(plan(&i, Strategy::Heuristic, SystemTime::now()).pack_refs);
         assert!(plan(&info(), Strategy::Eager, SystemTime::now()).pack_refs);
+    }
+
+    #[test]
+    fn old_reference_locks_are_removed_fresh_ones_stay() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let heads = repo.path().join("refs/heads/topic");
+        std::fs::create_dir_all(&heads).expect("mkdir");
+        std::fs::write(heads.join("a.lock"), b"").expect("write");
+        std::fs::write(heads.join("a"), b"x").expect("write");
+        assert_eq!(super::remove_stale_reference_locks(repo.path(), Duration::from_secs(3600)), 0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(super::remove_stale_reference_locks(repo.path(), Duration::from_millis(10)), 1);
+        assert!(!heads.join("a.lock").exists() && heads.join("a").exists());
     }
 
     #[test]

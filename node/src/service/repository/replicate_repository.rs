@@ -60,6 +60,10 @@ pub(super) async fn handle(
     result.map(|()| ReplicateRepositoryResponse {})
 }
 
+/// Reference locks older than this on a replica being replicated are a
+/// killed process's leftovers.
+const STALE_LOCK_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn target_message(target: &crate::storage::RepoPath) -> Repository {
     Repository {
         storage_name: target.storage.clone(),
@@ -161,6 +165,16 @@ impl Sync<'_> {
 
     /// Brings the repository at `repo` in line with the source.
     async fn run(&self, repo: &Path) -> Result<()> {
+        // A replica whose node was killed mid-write keeps the reference
+        // locks; the mirror fetch below would fail on them forever.
+        let target = repo.to_owned();
+        let removed = crate::service::blocking(move || {
+            Ok(git::housekeeping::remove_stale_reference_locks(&target, STALE_LOCK_AGE))
+        })
+        .await?;
+        if removed > 0 {
+            tracing::warn!(removed, repo = %repo.display(), "removed stale reference locks before replicating");
+        }
         let remote = internal::internal_remote(self.deps, self.server, self.source)?;
         remote::mirror_internal(&self.deps.git, repo, &remote, self.correlation_id).await.map_err(|e| {
             Error::internal_msg(format!(
