@@ -7,37 +7,18 @@
 use super::GitError;
 use super::command::{CommandError, CommandFactory, GitCommand, Subcommand};
 use super::repo::Quarantine;
+use super::write::Identity;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
 use std::path::Path;
-
-/// Who did something and when, as a commit header records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    pub name: Vec<u8>,
-    pub email: Vec<u8>,
-    /// Seconds since the epoch.
-    pub seconds: i64,
-    /// Offset from UTC in seconds (east positive).
-    pub offset: i32,
-}
-
-impl Signature {
-    /// git's raw date format: `<seconds> <+hhmm>`.
-    pub fn raw_date(&self) -> String {
-        let sign = if self.offset < 0 { '-' } else { '+' };
-        let minutes = self.offset.unsigned_abs() / 60;
-        format!("{} {sign}{:02}{:02}", self.seconds, minutes / 60, minutes % 60)
-    }
-}
 
 /// A commit to write.
 #[derive(Debug, Clone)]
 pub struct NewCommit<'a> {
     pub tree: &'a str,
     pub parents: &'a [String],
-    pub author: &'a Signature,
-    pub committer: &'a Signature,
+    pub author: &'a Identity,
+    pub committer: &'a Identity,
     pub message: &'a [u8],
 }
 
@@ -246,14 +227,6 @@ pub fn blob_at(repo: &super::Repo, tree: &str, path: &[u8]) -> Result<Option<(u3
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn raw_dates_carry_the_offset() {
-        let sig = |offset| Signature { name: vec![], email: vec![], seconds: 1_700_000_000, offset };
-        assert_eq!(sig(0).raw_date(), "1700000000 +0000");
-        assert_eq!(sig(5 * 3600 + 30 * 60).raw_date(), "1700000000 +0530");
-        assert_eq!(sig(-7 * 3600).raw_date(), "1700000000 -0700");
-    }
 
     #[test]
     fn conflicts_are_parsed() {

@@ -33,17 +33,20 @@ impl Identity {
         } else {
             jiff::tz::TimeZone::get(timezone).map_err(|_| GitError::Invalid(format!("unknown time zone {timezone}")))?
         };
-        let at = jiff::Timestamp::from_second(seconds).map_err(|e| GitError::Invalid(format!("timestamp: {e}")))?;
-        let total = zone.to_offset(at).seconds();
-        let sign = if total < 0 { '-' } else { '+' };
-        let minutes = total.unsigned_abs() / 60;
+        let at =
+            jiff::Timestamp::from_second(seconds).map_err(|e| GitError::Invalid(format!("invalid timestamp: {e}")))?;
         let clean = |s: &[u8]| s.iter().copied().filter(|b| !b"<>\n".contains(b)).collect::<Vec<u8>>();
         Ok(Self {
             name: clean(name),
             email: clean(email),
             seconds,
-            offset: format!("{sign}{:02}{:02}", minutes / 60, minutes % 60),
+            offset: format_offset(zone.to_offset(at).seconds()),
         })
+    }
+
+    /// git's raw date: `seconds offset`.
+    pub fn raw_date(&self) -> String {
+        format!("{} {}", self.seconds, self.offset)
     }
 
     /// `name <email> seconds offset`.
@@ -51,9 +54,16 @@ impl Identity {
         let mut out = self.name.clone();
         out.extend_from_slice(b" <");
         out.extend_from_slice(&self.email);
-        out.extend_from_slice(format!("> {} {}", self.seconds, self.offset).as_bytes());
+        out.extend_from_slice(format!("> {}", self.raw_date()).as_bytes());
         out
     }
+}
+
+/// `+hhmm` / `-hhmm` for an offset from UTC in seconds (east positive).
+pub fn format_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}{:02}", minutes / 60, minutes % 60)
 }
 
 /// Writes loose objects into a quarantine.
@@ -378,6 +388,9 @@ mod tests {
         assert_eq!(utc.offset, "+0000");
         let ny = Identity::new(b"a", b"b", Some(1_700_000_000), "America/New_York").expect("zone");
         assert_eq!(ny.offset, "-0500");
+        assert_eq!(ny.raw_date(), "1700000000 -0500");
+        assert_eq!(super::format_offset(5 * 3600 + 30 * 60), "+0530");
+        assert_eq!(super::format_offset(-7 * 3600), "-0700");
         assert!(Identity::new(b"a", b"b", None, "Nowhere/Nothing").is_err());
     }
 }

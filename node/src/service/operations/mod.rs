@@ -5,7 +5,6 @@
 
 mod common;
 mod conflicts;
-mod hook_text;
 mod update;
 mod user_cherry_pick;
 mod user_commit_files;

@@ -41,8 +41,7 @@ impl UpdateError {
                     HookType::Postreceive => "post-receive",
                     _ => "pre-receive",
                 };
-                let text = if !e.stderr.trim_ascii().is_empty() { &e.stderr } else { &e.stdout };
-                format!("running {hook} hooks: {}", String::from_utf8_lossy(text))
+                format!("running {hook} hooks: {}", super::common::custom_hook_text(e))
             }
             Self::Reference(_, cause) => format!("reference update: {cause}"),
             Self::Other(e) => e.to_string(),

@@ -3,10 +3,11 @@
 //! the commit's parent (or the commit itself for a revert) as merge base,
 //! then move the branch through the receive hooks.
 
-use super::common::{expected_old_oid, signature};
+use super::common::{expected_old, signature};
 use super::update::{Call, Change, UpdateError};
 use crate::error::{Error, Result};
-use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit, Signature};
+use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit};
+use crate::git::write::{Identity, format_offset};
 use crate::git::{ObjectFormat, commit, repo};
 use cairn_proto::gitaly::*;
 
@@ -123,7 +124,7 @@ async fn old_value(
     call.deps
         .read_at(path, move |r, _| {
             let old = if !expected.is_empty() {
-                Some(expected_old_oid(r, &expected)?)
+                Some(expected_old(r, &expected)?.to_string())
             } else {
                 repo::resolve_revision(r, &reference).map(|id| id.to_string())
             };
@@ -159,11 +160,11 @@ pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> R
     let user = pick.user.expect("validated");
     let committer = signature(user, pick.timestamp)?;
     let original = prepared.picked.author.clone().unwrap_or_default();
-    let author = Signature {
+    let author = Identity {
         name: if req.commit_author_name.is_empty() { original.name } else { req.commit_author_name.clone() },
         email: if req.commit_author_email.is_empty() { original.email } else { req.commit_author_email.clone() },
         seconds: original.seconds.unwrap_or_default(),
-        offset: offset_of(&original.timezone),
+        offset: format_offset(offset_of(&original.timezone)),
     };
     let detail = |error| UserCherryPickError { error: Some(error) };
     let path = call.deps.storages.repo(pick.repository)?;
@@ -232,11 +233,11 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
         // Reverting a root commit merges towards an empty history, as
         // upstream does with a fixed placeholder commit.
         None => {
-            let bot = Signature {
+            let bot = Identity {
                 name: b"GitLab Bot".to_vec(),
                 email: b"gitlab-bot@gitlab.com".to_vec(),
                 seconds: 694_540_800,
-                offset: 0,
+                offset: format_offset(0),
             };
             let empty = empty_tree(prepared.format);
             let placeholder = NewCommit { tree: empty, parents: &[], author: &bot, committer: &bot, message: b"" };
@@ -307,8 +308,8 @@ async fn commit_and_update(
     change: &Change<'_>,
     quarantine: crate::git::quarantine::QuarantineDir,
     tree: &str,
-    author: &Signature,
-    committer: &Signature,
+    author: &Identity,
+    committer: &Identity,
 ) -> std::result::Result<(String, bool), Tail> {
     let objects = quarantine.objects();
     let parents = [prepared.start.clone()];

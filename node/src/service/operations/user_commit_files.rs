@@ -5,7 +5,7 @@
 //! commit, into the change's quarantine; no work tree or index is shared
 //! between requests.
 
-use super::hook_text::signature;
+use super::common::signature;
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};
@@ -153,9 +153,7 @@ pub(super) async fn handle(
     let zero = format.zero_oid();
     let old = if !header.expected_old_oid.is_empty() {
         let expected = header.expected_old_oid.clone();
-        call.deps
-            .read_at(path.clone(), move |r, _| Ok(super::hook_text::expected_old(r, &expected)?.to_string()))
-            .await?
+        call.deps.read_at(path.clone(), move |r, _| Ok(super::common::expected_old(r, &expected)?.to_string())).await?
     } else {
         match (target, parent) {
             (None, _) => zero.clone(),

@@ -2,7 +2,7 @@
 //! (with a message) annotated through `git mktag` in the quarantine,
 //! running the receive hooks; the tag must not exist yet.
 
-use super::hook_text::signature;
+use super::common::signature;
 use super::update::{Call, UpdateError};
 use crate::error::{Error, Result};
 use crate::git::objects::{self, Kind};

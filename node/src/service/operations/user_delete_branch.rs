@@ -25,7 +25,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserDeleteBranchRequest) -> Resu
             if expected.is_empty() {
                 return Ok((repo::resolve_revision(r, &lookup).map(|id| id.to_string()), format));
             }
-            let id = super::hook_text::expected_old(r, &expected)?;
+            let id = super::common::expected_old(r, &expected)?;
             Ok((Some(id.to_string()), format))
         })
         .await?;

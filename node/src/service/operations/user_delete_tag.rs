@@ -1,7 +1,7 @@
 //! UserDeleteTag: deletes a tag as the user, running the receive hooks;
 //! with `expected_old_oid` only while the tag still points there.
 
-use super::hook_text::custom_hook_text;
+use super::common::custom_hook_text;
 use super::update::{Call, UpdateError};
 use crate::error::{Error, Result};
 use crate::git::repo;
@@ -25,7 +25,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserDeleteTagRequest) -> Result<
                 })?;
                 return Ok((id.to_string(), format));
             }
-            let id = super::hook_text::expected_old(r, &expected)?;
+            let id = super::common::expected_old(r, &expected)?;
             Ok((id.to_string(), format))
         })
         .await?;

@@ -1,7 +1,7 @@
 //! UserFFBranch: fast-forwards a branch to a commit as the user, running
 //! the receive hooks; refused unless the branch's commit is an ancestor.
 
-use super::hook_text::custom_hook_text;
+use super::common::custom_hook_text;
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};
@@ -34,7 +34,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserFfBranchRequest) -> Result<U
             let old = if expected.is_empty() {
                 repo::resolve_revision(r, &lookup).ok_or_else(|| Error::invalid_argument("reference not found"))?
             } else {
-                super::hook_text::expected_old(r, &expected)?
+                super::common::expected_old(r, &expected)?
             };
             if !valid(&commit_id) {
                 return Err(Error::invalid_argument(format!(

@@ -3,7 +3,7 @@
 //! its id; only when the client confirms with `apply` does the branch move,
 //! through the receive hooks.
 
-use super::common::{expected_old_oid, refusal_text, signature};
+use super::common::{expected_old, refusal_text, signature};
 use super::update::{Call, UpdateError};
 use super::{Responder, receive};
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ pub(super) async fn handle(
         .deps
         .read_at(path.clone(), move |repo, _| {
             if !expected.is_empty() {
-                return expected_old_oid(repo, &expected);
+                return expected_old(repo, &expected).map(|id| id.to_string());
             }
             references::resolve_name(repo, &lookup)
                 .map(|id| id.to_string())

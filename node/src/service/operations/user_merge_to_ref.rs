@@ -2,7 +2,7 @@
 //! and points a `refs/merge-requests/...` reference at the merge commit,
 //! without hooks as upstream; GitLab uses it to test-merge merge requests.
 
-use super::common::{expected_old_oid, signature};
+use super::common::{expected_old, signature};
 use super::update::Call;
 use crate::error::{Error, Result};
 use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit};
@@ -38,7 +38,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserMergeToRefRequest) -> Result
             let ours = commit::find(repo, &first_parent)?.ok_or_else(source_error)?;
             let theirs = commit::find(repo, &source)?.ok_or_else(source_error)?;
             let old = if !expected.is_empty() {
-                expected_old_oid(repo, &expected)?
+                expected_old(repo, &expected)?.to_string()
             } else if references::is_symbolic(repo, &target) {
                 return Err(Error::failed_precondition(format!(
                     "target reference is symbolic: {:?}",

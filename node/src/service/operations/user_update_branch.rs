@@ -1,7 +1,7 @@
 //! UserUpdateBranch: moves a branch from `oldrev` to `newrev` (both object
 //! ids) as the user, running the receive hooks.
 
-use super::hook_text::custom_hook_text;
+use super::common::custom_hook_text;
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};

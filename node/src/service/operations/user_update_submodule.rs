@@ -2,7 +2,7 @@
 //! tree) at another commit in a new commit on the branch, as the user,
 //! running the receive hooks.
 
-use super::hook_text::signature;
+use super::common::signature;
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserUpdateSubmoduleRequest) -> R
                     .map(Some)
                     .ok_or_else(|| Error::invalid_argument("Cannot find branch"));
             }
-            super::hook_text::expected_old(r, &expected).map(Some)
+            super::common::expected_old(r, &expected).map(Some)
         })
         .await?;
     let Some(old) = old else {

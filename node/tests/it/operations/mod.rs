@@ -53,6 +53,7 @@ pub(crate) async fn client(node: &Node) -> OperationServiceClient<Channel> {
 }
 
 /// The value of `reference`, or `None`.
+#[allow(clippy::disallowed_methods, reason = "tests read the repository back with the real git CLI")]
 pub(crate) fn resolve(repo: &TestRepo, reference: &str) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
