@@ -48,7 +48,6 @@ pub enum InvalidObjectMap {
 /// Parses an object map: `<old> <new>` lines, the filter-repo header
 /// skipped, identical pairs dropped.
 pub fn parse_object_map(text: &[u8], format: ObjectFormat) -> Result<Vec<(String, String)>, InvalidObjectMap> {
-    let valid = |s: &str| s.len() == format.hex_len() && s.bytes().all(|b| b.is_ascii_hexdigit());
     let mut out = Vec::new();
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     if body.is_empty() {
@@ -60,10 +59,10 @@ pub fn parse_object_map(text: &[u8], format: ObjectFormat) -> Result<Vec<(String
             continue;
         }
         let (old, new) = line.split_once(' ').ok_or(InvalidObjectMap::Malformed(i))?;
-        if !valid(old) {
+        if !format.is_oid(old) {
             return Err(InvalidObjectMap::Old(i));
         }
-        if !valid(new) {
+        if !format.is_oid(new) {
             return Err(InvalidObjectMap::New(i));
         }
         if old != new {

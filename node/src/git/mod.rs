@@ -79,6 +79,11 @@ impl ObjectFormat {
         }
     }
 
+    /// Whether `s` is a full object id (hex) of this format.
+    pub fn is_oid(self, s: &str) -> bool {
+        s.len() == self.hex_len() && s.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
     /// Whether `s` is this format's zero object id.
     pub fn is_zero_oid(self, s: &[u8]) -> bool {
         s.len() == self.hex_len() && s.iter().all(|b| *b == b'0')

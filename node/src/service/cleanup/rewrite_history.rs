@@ -34,7 +34,7 @@ pub(super) async fn handle(
     let mut spec = RewriteSpec::default();
     let mut add = |msg: RewriteHistoryRequest| -> Result<()> {
         for oid in msg.blobs {
-            if oid.len() != format.hex_len() || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !format.is_oid(&oid) {
                 return Err(Error::invalid_argument(format!("validating object ID: invalid object ID: {oid:?}"))
                     .with_metadata("oid", oid));
             }

@@ -20,7 +20,7 @@ pub(super) fn signature(user: &User, timestamp: Option<&prost_types::Timestamp>)
 /// checked as upstream does; errors carry the `old_object_id` metadata.
 pub(super) fn expected_old(repo: &Repo, expected: &str) -> Result<ObjectId> {
     let format = repo.object_format();
-    if expected.len() != format.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !format.is_oid(expected) {
         return Err(Error::invalid_argument(format!(
             "invalid expected old object ID: invalid object ID: {expected:?}"
         ))

@@ -386,8 +386,7 @@ pub(super) async fn resolve_conflicts(
             Ok(r.object_format())
         })
         .await?;
-    let hex = |s: &str| s.len() == format.hex_len() && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex(&ours) || !hex(&theirs) {
+    if !format.is_oid(&ours) || !format.is_oid(&theirs) {
         return Err(Error::new(
             tonic::Code::Unknown,
             "Rugged::InvalidError: unable to parse OID - contains invalid characters",

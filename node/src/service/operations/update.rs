@@ -110,7 +110,7 @@ impl Change<'_> {
             return Err(Error::internal_msg("reference cannot be empty").into());
         }
         for (what, oid) in [("old", old), ("new", new)] {
-            if oid.len() != format.hex_len() || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !format.is_oid(oid) {
                 return Err(Error::internal_msg(format!("validating {what} value: invalid object ID: {oid:?}")).into());
             }
         }

@@ -40,8 +40,7 @@ pub(super) async fn handle(
     };
     let path = call.deps.storages.repo(header.repository.as_ref())?;
     let format = call.deps.read_at(path.clone(), |r, _| Ok(r.object_format())).await?;
-    let valid = |hex: &str| hex.len() == format.hex_len() && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    validate(&header, &valid)?;
+    validate(&header, format)?;
     let Some(user) = &header.user else { return Err(Error::invalid_argument("empty User")) };
     let committer = signature(user, header.timestamp.as_ref())?;
     let mut author = committer.clone();
@@ -184,7 +183,7 @@ pub(super) async fn handle(
     })
 }
 
-fn validate(header: &UserCommitFilesRequestHeader, valid: &dyn Fn(&str) -> bool) -> Result<()> {
+fn validate(header: &UserCommitFilesRequestHeader, format: crate::git::ObjectFormat) -> Result<()> {
     if header.user.is_none() {
         return Err(Error::invalid_argument("empty User"));
     }
@@ -194,7 +193,7 @@ fn validate(header: &UserCommitFilesRequestHeader, valid: &dyn Fn(&str) -> bool)
     if header.branch_name.is_empty() {
         return Err(Error::invalid_argument("empty BranchName"));
     }
-    if !header.start_sha.is_empty() && !valid(&header.start_sha) {
+    if !header.start_sha.is_empty() && !format.is_oid(&header.start_sha) {
         return Err(Error::invalid_argument(format!("invalid object ID: {:?}", header.start_sha)));
     }
     Ok(())

@@ -30,13 +30,12 @@ pub(super) async fn handle(call: Call<'_>, req: UserFfBranchRequest) -> Result<U
         .deps
         .read_at(path.clone(), move |r, _| {
             let format = r.object_format();
-            let valid = |hex: &str| hex.len() == format.hex_len() && hex.bytes().all(|b| b.is_ascii_hexdigit());
             let old = if expected.is_empty() {
                 repo::resolve_revision(r, &lookup).ok_or_else(|| Error::invalid_argument("reference not found"))?
             } else {
                 super::common::expected_old(r, &expected)?
             };
-            if !valid(&commit_id) {
+            if !format.is_oid(&commit_id) {
                 return Err(Error::invalid_argument(format!(
                     "cannot parse commit ID: invalid object ID: {commit_id:?}"
                 )));

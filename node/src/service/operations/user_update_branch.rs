@@ -18,7 +18,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserUpdateBranchRequest) -> Resu
     let format = call.deps.read_at(path.clone(), |r, _| Ok(r.object_format())).await?;
     let parse = |value: &[u8], what: &str| {
         let hex = String::from_utf8_lossy(value).into_owned();
-        if hex.len() != format.hex_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !format.is_oid(&hex) {
             return Err(Error::internal_msg(format!("could not parse {what}: invalid object ID: {hex:?}")));
         }
         Ok(hex)

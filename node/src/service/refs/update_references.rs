@@ -31,7 +31,6 @@ pub(super) async fn handle(
     let path = deps.storages.repo(first.repository.as_ref())?;
     let repository = first.repository.clone().unwrap_or_default();
     let format = deps.read_at(path.clone(), |r, _| Ok(r.object_format())).await?;
-    let valid = |hex: &str| hex.len() == format.hex_len() && hex.bytes().all(|b| b.is_ascii_hexdigit());
 
     let mut updates = Vec::new();
     let mut request = Some(UpdateReferencesRequest { repository: None, ..first });
@@ -54,12 +53,12 @@ pub(super) async fn handle(
                     }));
             }
             let old = String::from_utf8_lossy(&u.old_object_id).into_owned();
-            if !old.is_empty() && !valid(&old) {
+            if !old.is_empty() && !format.is_oid(&old) {
                 return Err(Error::invalid_argument(format!("validating old object ID: invalid object ID: {old:?}"))
                     .with_metadata("old_object_id", old));
             }
             let new = String::from_utf8_lossy(&u.new_object_id).into_owned();
-            if !valid(&new) {
+            if !format.is_oid(&new) {
                 return Err(Error::invalid_argument(format!("validating new object ID: invalid object ID: {new:?}"))
                     .with_metadata("new_object_id", new));
             }

@@ -27,7 +27,7 @@ pub(super) async fn handle(
         None
     } else {
         let oid = &req.expected_target_old_oid;
-        if oid.len() != format.hex_len() || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !format.is_oid(oid) {
             return Err(Error::invalid_argument(format!("invalid expected old object ID: {oid:?}")));
         }
         Some(oid.to_ascii_lowercase())
