@@ -39,10 +39,11 @@ pub async fn write_commit(
     cmd = cmd
         .env("GIT_AUTHOR_NAME", bytes(&commit.author.name))
         .env("GIT_AUTHOR_EMAIL", bytes(&commit.author.email))
-        .env("GIT_AUTHOR_DATE", commit.author.raw_date())
+        // `@` makes git read the number as seconds however small it is.
+        .env("GIT_AUTHOR_DATE", format!("@{}", commit.author.raw_date()))
         .env("GIT_COMMITTER_NAME", bytes(&commit.committer.name))
         .env("GIT_COMMITTER_EMAIL", bytes(&commit.committer.email))
-        .env("GIT_COMMITTER_DATE", commit.committer.raw_date())
+        .env("GIT_COMMITTER_DATE", format!("@{}", commit.committer.raw_date()))
         .stdin(commit.message.to_vec());
     let out = factory.run(objects.apply(cmd), correlation_id).await?;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();

@@ -32,6 +32,7 @@ pub mod objects_size;
 pub mod pack_objects;
 pub mod quarantine;
 pub mod raw_changes;
+pub mod rebase;
 pub mod references;
 pub mod refs;
 pub mod remote;
@@ -82,6 +83,14 @@ impl ObjectFormat {
     /// Whether `s` is a full object id (hex) of this format.
     pub fn is_oid(self, s: &str) -> bool {
         s.len() == self.hex_len() && s.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
+    /// The empty tree's id, which git knows without storing it.
+    pub fn empty_tree(self) -> &'static str {
+        match self {
+            Self::Sha1 => "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+            Self::Sha256 => "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+        }
     }
 
     /// Whether `s` is this format's zero object id.

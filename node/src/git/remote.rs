@@ -86,24 +86,49 @@ pub async fn mirror_internal(
     Ok(())
 }
 
-/// Fetches the single object `oid` (and what it reaches) from the remote,
-/// changing no reference.
+/// Fetches the single object `oid` (and what it reaches) from the remote
+/// into `objects` (the repository's own object directory when it names
+/// none), changing no reference.
 pub async fn fetch_object_internal(
     factory: &CommandFactory,
     repo: &Path,
+    objects: &super::repo::Quarantine,
     remote: &InternalRemote,
     oid: &str,
     correlation_id: Option<&str>,
 ) -> Result<(), GitError> {
-    let cmd = GitCommand::new(Subcommand::Fetch)
+    let cmd = fetch_object(repo, std::ffi::OsStr::new(INTERNAL_URL), oid);
+    factory.run(objects.apply(remote.apply(cmd)), correlation_id).await?;
+    Ok(())
+}
+
+/// Fetches the single object `oid` from the repository at `source` on
+/// this node into `objects`, as [`fetch_object_internal`] does from others.
+pub async fn fetch_object_local(
+    factory: &CommandFactory,
+    repo: &Path,
+    objects: &super::repo::Quarantine,
+    source: &Path,
+    oid: &str,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let cmd = fetch_object(repo, source.as_os_str(), oid)
+        // The source's upload-pack reads this from the environment git
+        // passes on; it lets a fetch want an id no reference names.
+        .config("uploadpack.allowAnySHA1InWant", "true")
+        .config("core.hooksPath", "/dev/null");
+    factory.run(objects.apply(cmd), correlation_id).await?;
+    Ok(())
+}
+
+fn fetch_object(repo: &Path, url: &std::ffi::OsStr, oid: &str) -> GitCommand {
+    GitCommand::new(Subcommand::Fetch)
         .git_dir(repo)
         .flag("--no-write-fetch-head")
         .flag("--quiet")
         .flag("--no-tags")
-        .arg(INTERNAL_URL)
-        .arg(oid);
-    factory.run(remote.apply(cmd), correlation_id).await?;
-    Ok(())
+        .arg(url)
+        .arg(oid)
 }
 
 /// Clones the remote bare into `dest` (which must not exist); with

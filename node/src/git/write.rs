@@ -44,6 +44,18 @@ impl Identity {
         })
     }
 
+    /// The identity a commit recorded (`signature`), kept as written:
+    /// replayed commits (cherry-picks, rebases) keep their author's name,
+    /// time and zone. A zone that isn't `+hhmm` reads as UTC.
+    pub fn recorded(signature: &super::objects::Signature) -> Self {
+        Self {
+            name: signature.name.clone(),
+            email: signature.email.clone(),
+            seconds: signature.seconds.unwrap_or_default(),
+            offset: format_offset(offset_of(&signature.timezone)),
+        }
+    }
+
     /// git's raw date: `seconds offset`.
     pub fn raw_date(&self) -> String {
         format!("{} {}", self.seconds, self.offset)
@@ -64,6 +76,22 @@ pub fn format_offset(seconds: i32) -> String {
     let sign = if seconds < 0 { '-' } else { '+' };
     let minutes = seconds.unsigned_abs() / 60;
     format!("{sign}{:02}{:02}", minutes / 60, minutes % 60)
+}
+
+/// The offset from UTC in seconds of a `+hhmm` / `-hhmm` zone (0 if it
+/// is not one).
+fn offset_of(zone: &[u8]) -> i32 {
+    let Ok(text) = std::str::from_utf8(zone) else { return 0 };
+    let (sign, digits) = match text.split_at_checked(1) {
+        Some(("-", d)) => (-1, d),
+        Some(("+", d)) => (1, d),
+        _ => return 0,
+    };
+    if digits.len() != 4 {
+        return 0;
+    }
+    let Ok(value) = digits.parse::<i32>() else { return 0 };
+    sign * ((value / 100) * 3600 + (value % 100) * 60)
 }
 
 /// Writes loose objects into a quarantine.
@@ -392,5 +420,19 @@ mod tests {
         assert_eq!(super::format_offset(5 * 3600 + 30 * 60), "+0530");
         assert_eq!(super::format_offset(-7 * 3600), "-0700");
         assert!(Identity::new(b"a", b"b", None, "Nowhere/Nothing").is_err());
+    }
+
+    #[test]
+    fn recorded_identities_keep_their_zone() {
+        let sig = |zone: &[u8]| super::super::objects::Signature {
+            name: b"Ann".to_vec(),
+            email: b"ann@example.com".to_vec(),
+            seconds: Some(1_600_000_000),
+            timezone: zone.to_vec(),
+        };
+        assert_eq!(Identity::recorded(&sig(b"-0530")).raw_date(), "1600000000 -0530");
+        assert_eq!(Identity::recorded(&sig(b"+0100")).offset, "+0100");
+        assert_eq!(Identity::recorded(&sig(b"junk")).offset, "+0000");
+        assert_eq!(Identity::recorded(&sig(b"+01")).offset, "+0000");
     }
 }

@@ -20,7 +20,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 /// A node whose single storage is called `name`.
-async fn node_named(name: &str) -> Node {
+pub(crate) async fn node_named(name: &str) -> Node {
     let name = name.to_owned();
     Node::start_with(move |cfg| cfg.storages[0].name = name).await
 }
@@ -30,7 +30,7 @@ fn repo(storage: &str, relative: &str) -> Repository {
 }
 
 /// The `gitaly-servers` value naming each (storage, node).
-fn servers(nodes: &[(&str, &Node)]) -> String {
+pub(crate) fn servers(nodes: &[(&str, &Node)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = nodes
         .iter()
         .map(|(name, node)| {

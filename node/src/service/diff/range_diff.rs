@@ -66,17 +66,8 @@ fn revisions(spec: Option<Spec<'_>>) -> Result<Vec<String>> {
     Ok(revs)
 }
 
-/// The empty tree of a format, where upstream points `attr.tree` for
-/// commands that need no attributes.
-fn empty_tree(format: ObjectFormat) -> &'static str {
-    match format {
-        ObjectFormat::Sha1 => "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-        ObjectFormat::Sha256 => "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
-    }
-}
-
 fn command(target: &Target, format: ObjectFormat, revs: Vec<String>, no_color: bool) -> GitCommand {
-    let mut cmd = target.command(Subcommand::RangeDiff).config("attr.tree", empty_tree(format));
+    let mut cmd = target.command(Subcommand::RangeDiff).config("attr.tree", format.empty_tree());
     if no_color {
         cmd = cmd.flag("--no-color");
     }

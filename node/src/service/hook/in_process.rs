@@ -40,6 +40,7 @@ pub(in crate::service) struct ReceiveHooks {
     path: RepoPath,
     repository: Repository,
     payload: HooksPayload,
+    push_options: Vec<String>,
 }
 
 impl ReceiveHooks {
@@ -61,7 +62,19 @@ impl ReceiveHooks {
         };
         let payload =
             payload_for(deps, repository, path, hook::RECEIVE_PACK, Some(details), transaction, metadata).await?;
-        Ok(Self { deps: deps.clone(), path: path.clone(), repository: repository.clone(), payload })
+        Ok(Self {
+            deps: deps.clone(),
+            path: path.clone(),
+            repository: repository.clone(),
+            payload,
+            push_options: Vec::new(),
+        })
+    }
+
+    /// The hooks with `options` as the push options (`git push -o`) they see.
+    pub(in crate::service) fn with_push_options(mut self, options: &[String]) -> Self {
+        self.push_options = options.to_vec();
+        self
     }
 
     /// The environment the hooks see: the payload plus `extra` lines
@@ -78,7 +91,7 @@ impl ReceiveHooks {
             path: self.path.clone(),
             repository: self.repository.clone(),
             env: self.env(extra_env),
-            push_options: Vec::new(),
+            push_options: self.push_options.clone(),
             payload: self.payload.clone(),
             changes: changes.to_vec(),
         }

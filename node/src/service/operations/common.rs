@@ -5,7 +5,7 @@ use super::update::UpdateError;
 use crate::error::{Error, Result};
 use crate::git::objects::ObjectId;
 use crate::git::write::Identity;
-use crate::git::{Repo, repo};
+use crate::git::{Repo, references, repo};
 use cairn_proto::gitaly::{CustomHookError, User};
 
 /// The signature of `user` at the request's `timestamp` (now when unset)
@@ -30,6 +30,23 @@ pub(super) fn expected_old(repo: &Repo, expected: &str) -> Result<ObjectId> {
         Error::invalid_argument("cannot resolve expected old object ID: reference not found")
             .with_metadata("old_object_id", expected)
     })
+}
+
+/// The value a GitLab-owned reference (`refs/merge-requests/...`) must
+/// still have when UserMergeToRef or UserRebaseToRef overwrites it: the
+/// request's `expected_old_oid`, else its current value (the zero id when
+/// it does not exist). Symbolic references are refused.
+pub(super) fn target_old_value(repo: &Repo, target: &[u8], expected: &str) -> Result<String> {
+    if !expected.is_empty() {
+        return expected_old(repo, expected).map(|id| id.to_string());
+    }
+    if references::is_symbolic(repo, target) {
+        return Err(Error::failed_precondition(format!(
+            "target reference is symbolic: {:?}",
+            String::from_utf8_lossy(target)
+        )));
+    }
+    Ok(references::resolve_name(repo, target).map_or_else(|| repo.object_format().zero_oid(), |id| id.to_string()))
 }
 
 /// What upstream's custom hook error says: the hook's stderr, else its

@@ -5,6 +5,8 @@
 
 mod common;
 mod conflicts;
+mod rebase;
+mod start;
 mod update;
 mod user_cherry_pick;
 mod user_commit_files;
@@ -168,6 +170,20 @@ impl operation_service_server::OperationService for OperationService {
 
     async fn user_revert(&self, req: Request<UserRevertRequest>) -> Result<Response<UserRevertResponse>, Status> {
         call!(self, req, user_cherry_pick::revert)
+    }
+
+    async fn user_rebase_confirmable(
+        &self,
+        req: Request<Streaming<UserRebaseConfirmableRequest>>,
+    ) -> Result<Response<BoxStream<UserRebaseConfirmableResponse>>, Status> {
+        streaming!(self, req, rebase::confirmable)
+    }
+
+    async fn user_rebase_to_ref(
+        &self,
+        req: Request<UserRebaseToRefRequest>,
+    ) -> Result<Response<UserRebaseToRefResponse>, Status> {
+        call!(self, req, rebase::to_ref)
     }
 
     async fn user_squash(&self, req: Request<UserSquashRequest>) -> Result<Response<UserSquashResponse>, Status> {

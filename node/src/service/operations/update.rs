@@ -74,6 +74,7 @@ impl Call<'_> {
             user,
             transaction: self.transaction.clone(),
             correlation_id: self.correlation_id,
+            push_options: &[],
         }
     }
 }
@@ -87,9 +88,17 @@ pub(super) struct Change<'a> {
     pub(super) user: &'a User,
     transaction: Option<Transaction>,
     pub(super) correlation_id: Option<&'a str>,
+    /// What the hooks see as `git push -o` options.
+    push_options: &'a [String],
 }
 
-impl Change<'_> {
+impl<'a> Change<'a> {
+    /// The change with push options for its hooks (rebases pass GitLab's on).
+    pub(super) fn with_push_options(mut self, options: &'a [String]) -> Self {
+        self.push_options = options;
+        self
+    }
+
     /// A quarantine for the objects the change creates.
     pub(super) fn quarantine(&self) -> Result<QuarantineDir> {
         QuarantineDir::new(&self.path.path).map_err(Error::from)
@@ -126,7 +135,8 @@ impl Change<'_> {
             self.transaction.clone(),
             self.metadata,
         )
-        .await?;
+        .await?
+        .with_push_options(self.push_options);
         let quarantine_env = quarantine.as_ref().map(QuarantineDir::hook_env).unwrap_or_default();
         let (output, outcome) = hooks.pre_receive(&changes, &quarantine_env).await;
         self.refused(outcome, output, HookType::Prereceive, &changes)?;

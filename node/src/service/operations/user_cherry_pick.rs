@@ -4,11 +4,14 @@
 //! then move the branch through the receive hooks.
 
 use super::common::{expected_old, signature};
+use super::start::{quarantined, start_commit};
 use super::update::{Call, Change, UpdateError};
 use crate::error::{Error, Result};
 use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit};
+use crate::git::repo::Quarantine;
 use crate::git::write::{Identity, format_offset};
 use crate::git::{ObjectFormat, commit, repo};
+use crate::storage::RepoPath;
 use cairn_proto::gitaly::*;
 
 /// The fields cherry-pick and revert requests share.
@@ -59,40 +62,43 @@ struct Picked {
     author: Option<crate::git::objects::Signature>,
 }
 
-/// Validates and resolves the start revision and the picked commit.
-async fn prepare(call: &Call<'_>, req: &Pick<'_>, not_found: fn(&str) -> Error) -> Result<Prepared> {
+/// Upstream's checks of a request, in its order; the repository's path
+/// and the user.
+fn validate<'a>(call: &Call<'_>, req: &Pick<'a>) -> Result<(RepoPath, &'a User)> {
     let path = call.deps.storages.repo(req.repository)?;
-    if req.user.is_none() {
-        return Err(Error::invalid_argument("empty User"));
+    let Some(user) = req.user else { return Err(Error::invalid_argument("empty User")) };
+    if req.commit.is_none() {
+        return Err(Error::invalid_argument("empty Commit"));
     }
-    let Some(picked) = req.commit else { return Err(Error::invalid_argument("empty Commit")) };
     if req.branch_name.is_empty() {
         return Err(Error::invalid_argument("empty BranchName"));
     }
     if req.message.is_empty() {
         return Err(Error::invalid_argument("empty Message"));
     }
+    Ok((path, user))
+}
+
+/// Resolves the start revision (fetching it into `objects` from another
+/// repository if need be) and the picked commit.
+async fn prepare(
+    call: &Call<'_>,
+    req: &Pick<'_>,
+    path: &RepoPath,
+    objects: &Quarantine,
+    not_found: fn(&str) -> Error,
+) -> Result<Prepared> {
+    let picked = req.commit.expect("validated");
     let start_name = if req.start_branch_name.is_empty() { req.branch_name } else { req.start_branch_name };
-    let start_revision = [start_name, b"^{commit}"].concat();
-    // A start repository on this node is read in place; its commit must be
-    // in the target repository too (GitLab forks share a pool).
-    let start_path = match req.start_repository {
-        Some(r) => call.deps.storages.repo(Some(r))?,
-        None => path.clone(),
-    };
-    let start = call
-        .deps
-        .read_at(start_path, move |r, _| {
-            repo::resolve_revision(r, &start_revision)
-                .map(|id| id.to_string())
-                .ok_or_else(|| Error::invalid_argument("resolve start ref: reference not found"))
-        })
-        .await?;
+    let repository = req.repository.cloned().unwrap_or_default();
+    let start = start_commit(call, (&repository, path), objects, req.start_repository, start_name)
+        .await?
+        .ok_or_else(|| Error::invalid_argument("resolve start ref: reference not found"))?;
     let picked_id = picked.id.clone();
-    let start_commit = start.clone();
+    let start_id = start.clone();
     call.deps
-        .read_at(path, move |r, _| {
-            let start = commit::find(r, start_commit.as_bytes())?
+        .read_at(quarantined(path, objects), move |r, _| {
+            let start = commit::find(r, start_id.as_bytes())?
                 .ok_or_else(|| Error::internal_msg("fetch start: the start commit is not in the repository"))?;
             let had_branches = repo::has_branches(r)?;
             let found = commit::find(r, picked_id.as_bytes())?.ok_or_else(|| not_found(&picked_id))?;
@@ -109,15 +115,8 @@ async fn prepare(call: &Call<'_>, req: &Pick<'_>, not_found: fn(&str) -> Error) 
 
 /// The branch's current value (`None`: the branch is created) and whether
 /// `new` (possibly still in the quarantine `objects`) descends from it.
-async fn old_value(
-    call: &Call<'_>,
-    req: &Pick<'_>,
-    objects: &crate::git::repo::Quarantine,
-    new: &str,
-) -> Result<(Option<String>, bool)> {
-    let mut path = call.deps.storages.repo(req.repository)?;
-    path.object_dir = objects.object_dir.clone();
-    path.alternate_object_dirs = objects.alternates.clone();
+async fn old_value(call: &Call<'_>, req: &Pick<'_>, objects: &Quarantine, new: &str) -> Result<(Option<String>, bool)> {
+    let path = quarantined(&call.deps.storages.repo(req.repository)?, objects);
     let expected = req.expected_old_oid.to_owned();
     let reference = [b"refs/heads/".as_slice(), req.branch_name, b"^{commit}"].concat();
     let new = new.to_owned();
@@ -136,18 +135,6 @@ async fn old_value(
         .await
 }
 
-/// The UTC offset (seconds) of a signature's `+hhmm` time zone.
-fn offset_of(timezone: &[u8]) -> i32 {
-    let Ok(text) = std::str::from_utf8(timezone) else { return 0 };
-    let (sign, digits) = match text.split_at_checked(1) {
-        Some(("-", d)) => (-1, d),
-        Some(("+", d)) => (1, d),
-        _ => return 0,
-    };
-    let Ok(value) = digits.parse::<i32>() else { return 0 };
-    sign * ((value / 100) * 3600 + (value % 100) * 60)
-}
-
 /// The branch update a successful pick answers with.
 fn branch_update(id: String, created: bool, had_branches: bool) -> OperationBranchUpdate {
     OperationBranchUpdate { commit_id: id, branch_created: created, repo_created: !had_branches }
@@ -156,22 +143,21 @@ fn branch_update(id: String, created: bool, had_branches: bool) -> OperationBran
 pub(super) async fn cherry_pick(call: Call<'_>, req: UserCherryPickRequest) -> Result<UserCherryPickResponse> {
     let pick = pick_of!(req);
     let not_found = |id: &str| Error::not_found(format!("cherry-pick: commit lookup: commit not found: {id:?}"));
-    let prepared = prepare(&call, &pick, not_found).await?;
-    let user = pick.user.expect("validated");
-    let committer = signature(user, pick.timestamp)?;
-    let original = prepared.picked.author.clone().unwrap_or_default();
-    let author = Identity {
-        name: if req.commit_author_name.is_empty() { original.name } else { req.commit_author_name.clone() },
-        email: if req.commit_author_email.is_empty() { original.email } else { req.commit_author_email.clone() },
-        seconds: original.seconds.unwrap_or_default(),
-        offset: format_offset(offset_of(&original.timezone)),
-    };
-    let detail = |error| UserCherryPickError { error: Some(error) };
-    let path = call.deps.storages.repo(pick.repository)?;
+    let (path, user) = validate(&call, &pick)?;
     let repository = pick.repository.cloned().unwrap_or_default();
     let change = call.change(&repository, &path, user);
     let quarantine = change.quarantine()?;
     let objects = quarantine.objects();
+    let prepared = prepare(&call, &pick, &path, &objects, not_found).await?;
+    let committer = signature(user, pick.timestamp)?;
+    let mut author = Identity::recorded(&prepared.picked.author.clone().unwrap_or_default());
+    if !req.commit_author_name.is_empty() {
+        author.name = req.commit_author_name.clone();
+    }
+    if !req.commit_author_email.is_empty() {
+        author.email = req.commit_author_email.clone();
+    }
+    let detail = |error| UserCherryPickError { error: Some(error) };
     let picked = &prepared.picked.id;
     let options = MergeOptions { merge_base: Some(format!("{picked}^")), ..Default::default() };
     let outcome =
@@ -219,15 +205,14 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
     let pick = pick_of!(req);
     let not_found =
         |id: &str| Error::not_found("revert commit lookup: commit not found").with_metadata("revision", id.to_owned());
-    let prepared = prepare(&call, &pick, not_found).await?;
-    let user = pick.user.expect("validated");
-    let sig = signature(user, pick.timestamp)?;
-    let detail = |error| UserRevertError { error: Some(error) };
-    let path = call.deps.storages.repo(pick.repository)?;
+    let (path, user) = validate(&call, &pick)?;
     let repository = pick.repository.cloned().unwrap_or_default();
     let change = call.change(&repository, &path, user);
     let quarantine = change.quarantine()?;
     let objects = quarantine.objects();
+    let prepared = prepare(&call, &pick, &path, &objects, not_found).await?;
+    let sig = signature(user, pick.timestamp)?;
+    let detail = |error| UserRevertError { error: Some(error) };
     let theirs = match &prepared.picked.first_parent {
         Some(parent) => parent.clone(),
         // Reverting a root commit merges towards an empty history, as
@@ -239,7 +224,7 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
                 seconds: 694_540_800,
                 offset: format_offset(0),
             };
-            let empty = empty_tree(prepared.format);
+            let empty = prepared.format.empty_tree();
             let placeholder = NewCommit { tree: empty, parents: &[], author: &bot, committer: &bot, message: b"" };
             merge::write_commit(&call.deps.git, &path.path, &objects, &placeholder, call.correlation_id)
                 .await
@@ -332,25 +317,4 @@ async fn commit_and_update(
     let reference = [b"refs/heads/".as_slice(), pick.branch_name].concat();
     change.update_reference(Some(quarantine), &reference, &new_id, &old).await.map_err(Tail::Update)?;
     Ok((new_id, created))
-}
-
-/// The empty tree's id, which git knows without storing it.
-fn empty_tree(format: ObjectFormat) -> &'static str {
-    match format {
-        ObjectFormat::Sha1 => "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-        ObjectFormat::Sha256 => "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_zones_become_offsets() {
-        assert_eq!(offset_of(b"+0100"), 3600);
-        assert_eq!(offset_of(b"-0530"), -(5 * 3600 + 30 * 60));
-        assert_eq!(offset_of(b"+0000"), 0);
-        assert_eq!(offset_of(b"junk"), 0);
-    }
 }

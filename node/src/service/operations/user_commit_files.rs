@@ -6,6 +6,7 @@
 //! between requests.
 
 use super::common::signature;
+use super::start::{quarantined, start_commit};
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};
@@ -13,6 +14,7 @@ use crate::git::objects::ObjectId;
 use crate::git::write::{EditError, Entry, ObjectWriter, TreeEditor};
 use crate::git::{repo, tree};
 use crate::service::blocking;
+use crate::service::repository::internal;
 use base64::Engine as _;
 use cairn_proto::gitaly::index_error::ErrorType;
 use cairn_proto::gitaly::user_commit_files_action::UserCommitFilesActionPayload as Payload;
@@ -56,32 +58,55 @@ pub(super) async fn handle(
             "commit: failed to parse signature - Signature cannot have an empty name or email",
         ));
     }
-    if let Some(start) = &header.start_repository {
-        let same = header
-            .repository
-            .as_ref()
-            .is_some_and(|r| r.storage_name == start.storage_name && r.relative_path == start.relative_path);
-        if !same {
-            // Reading a start point from another repository is not supported yet.
-            return Err(Error::unimplemented("start_repository other than the target repository"));
-        }
-    }
-
     let reference = branch_reference(&header.branch_name)?;
     let repository = header.repository.clone().unwrap_or_default();
     let change = call.change(&repository, &path, user);
     let quarantine = Arc::new(change.quarantine()?);
+    let objects = quarantine.objects();
+
+    // A start point in another repository (a fork) is resolved there and
+    // its commit fetched into the quarantine.
+    let remote_parent = match &header.start_repository {
+        Some(start) if !internal::same_repository(call.deps, &repository, start) => {
+            let revision = if !header.start_sha.is_empty() {
+                header.start_sha.clone().into_bytes()
+            } else if header.start_branch_name.is_empty() {
+                reference.clone()
+            } else {
+                branch_reference(&header.start_branch_name)?
+            };
+            let found = start_commit(&call, (&repository, &path), &objects, Some(start), &revision).await?;
+            match found {
+                Some(id) => Some(ObjectId::from_hex(id.as_bytes()).map_err(|e| Error::internal("start commit", e))?),
+                // The start repository lacks the branch being committed to:
+                // the first commit of a branch starts where the target is.
+                None if header.start_sha.is_empty() && header.start_branch_name.is_empty() => None,
+                None => {
+                    return Err(Error::new(
+                        Code::Unknown,
+                        format!(
+                            "resolve parent commit: resolving refish \"{}^{{commit}}\": reference not found",
+                            String::from_utf8_lossy(&revision)
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
 
     // The parent commit and the branch's current commit.
     let (start_branch, start_sha, lookup) =
         (header.start_branch_name.clone(), header.start_sha.clone(), reference.clone());
     let (target, parent, had_branches) = call
         .deps
-        .read_at(path.clone(), move |r, _| {
+        .read_at(quarantined(&path, &objects), move |r, _| {
             let commit_of = |rev: &[u8]| repo::resolve_revision(r, &[rev, b"^{commit}".as_slice()].concat());
             let target = commit_of(&lookup);
             let has_branches = repo::has_branches(r)?;
-            let parent = if !start_sha.is_empty() {
+            let parent = if remote_parent.is_some() {
+                remote_parent
+            } else if !start_sha.is_empty() {
                 let id = ObjectId::from_hex(start_sha.as_bytes())
                     .map_err(|e| Error::invalid_argument(format!("cannot resolve parent commit: {e}")))?;
                 Some(id)

@@ -2,11 +2,11 @@
 //! and points a `refs/merge-requests/...` reference at the merge commit,
 //! without hooks as upstream; GitLab uses it to test-merge merge requests.
 
-use super::common::{expected_old, signature};
+use super::common::{signature, target_old_value};
 use super::update::Call;
 use crate::error::{Error, Result};
+use crate::git::commit;
 use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit};
-use crate::git::{commit, references};
 use cairn_proto::gitaly::{UserMergeToRefRequest, UserMergeToRefResponse};
 
 pub(super) async fn handle(call: Call<'_>, req: UserMergeToRefRequest) -> Result<UserMergeToRefResponse> {
@@ -37,17 +37,7 @@ pub(super) async fn handle(call: Call<'_>, req: UserMergeToRefRequest) -> Result
             let source_error = || Error::invalid_argument("Invalid merge source");
             let ours = commit::find(repo, &first_parent)?.ok_or_else(source_error)?;
             let theirs = commit::find(repo, &source)?.ok_or_else(source_error)?;
-            let old = if !expected.is_empty() {
-                expected_old(repo, &expected)?.to_string()
-            } else if references::is_symbolic(repo, &target) {
-                return Err(Error::failed_precondition(format!(
-                    "target reference is symbolic: {:?}",
-                    String::from_utf8_lossy(&target)
-                )));
-            } else {
-                references::resolve_name(repo, &target)
-                    .map_or_else(|| repo.object_format().zero_oid(), |id| id.to_string())
-            };
+            let old = target_old_value(repo, &target, &expected)?;
             Ok((ours.id, theirs.id, old))
         })
         .await?;

@@ -61,7 +61,15 @@ pub(super) async fn handle(
         let present = remote::has_commit(&deps.git, &target.path, &oid, correlation_id).await.map_err(Error::from)?;
         if !present {
             let remote = internal::internal_remote(deps, &server, &source)?;
-            if let Err(e) = remote::fetch_object_internal(&deps.git, &target.path, &remote, &oid, correlation_id).await
+            if let Err(e) = remote::fetch_object_internal(
+                &deps.git,
+                &target.path,
+                &Default::default(),
+                &remote,
+                &oid,
+                correlation_id,
+            )
+            .await
             {
                 // Upstream's quirk: a failed fetch is `result: false`.
                 tracing::warn!(oid = %oid, error = %crate::error::error_chain(&e), "git fetch failed");

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use tonic::metadata::MetadataMap;
 
 /// Metadata key carrying the servers map.
-pub(super) const GITALY_SERVERS: &str = "gitaly-servers";
+pub(in crate::service) const GITALY_SERVERS: &str = "gitaly-servers";
 
 /// One entry of the servers map.
 #[derive(Clone, serde::Deserialize)]
-pub(super) struct ServerInfo {
+pub(in crate::service) struct ServerInfo {
     #[serde(default)]
     pub address: String,
     #[serde(default)]
@@ -31,7 +31,7 @@ impl std::fmt::Debug for ServerInfo {
 
 /// Why the metadata did not name a usable server (upstream's wording).
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ServersError {
+pub(in crate::service) enum ServersError {
     #[error("empty gitaly-servers metadata")]
     Missing,
     #[error("failed decoding base64: {0}")]
@@ -45,7 +45,10 @@ pub(super) enum ServersError {
 }
 
 /// The server holding `storage`, from the request's metadata.
-pub(super) fn server_for(metadata: &MetadataMap, storage: &str) -> std::result::Result<ServerInfo, ServersError> {
+pub(in crate::service) fn server_for(
+    metadata: &MetadataMap,
+    storage: &str,
+) -> std::result::Result<ServerInfo, ServersError> {
     use base64::Engine as _;
     let raw = metadata.get(GITALY_SERVERS).ok_or(ServersError::Missing)?;
     let raw = raw.to_str().map_err(|e| ServersError::Base64(e.to_string()))?;
@@ -61,13 +64,19 @@ pub(super) fn server_for(metadata: &MetadataMap, storage: &str) -> std::result::
 }
 
 /// A gRPC connection to `server`.
-pub(super) async fn connect(server: &ServerInfo) -> std::result::Result<Connection, crate::client::DialError> {
+pub(in crate::service) async fn connect(
+    server: &ServerInfo,
+) -> std::result::Result<Connection, crate::client::DialError> {
     let token = (!server.token.is_empty()).then(|| server.token.clone());
     crate::client::dial(&server.address, DialOptions { token, ..Default::default() }).await
 }
 
 /// How `git fetch` reaches `repository` on `server` through gitaly-ssh.
-pub(super) fn internal_remote(deps: &Deps, server: &ServerInfo, repository: &Repository) -> Result<InternalRemote> {
+pub(in crate::service) fn internal_remote(
+    deps: &Deps,
+    server: &ServerInfo,
+    repository: &Repository,
+) -> Result<InternalRemote> {
     let request = SshUploadPackWithSidechannelRequest {
         repository: Some(repository.clone()),
         // Lets a fetch ask for a single object id (FetchSourceBranch).
@@ -90,7 +99,7 @@ fn to_protojson<T: prost::Message + prost::Name>(msg: &T) -> Result<String> {
 
 /// Whether two repository messages name the same repository on this node
 /// (upstream compares storage and cleaned relative path).
-pub(super) fn same_repository(deps: &Deps, a: &Repository, b: &Repository) -> bool {
+pub(in crate::service) fn same_repository(deps: &Deps, a: &Repository, b: &Repository) -> bool {
     match (deps.storages.repo_for_create(Some(a)), deps.storages.repo_for_create(Some(b))) {
         (Ok(a), Ok(b)) => a.path == b.path,
         _ => false,

@@ -21,7 +21,7 @@ mod get_file_attributes;
 mod get_raw_changes;
 mod get_snapshot;
 mod has_local_branches;
-mod internal;
+pub(super) mod internal;
 mod object_format;
 mod objects_size;
 mod optimize_repository;

@@ -270,3 +270,40 @@ async fn a_custom_hook_refusing_a_commit_leaves_nothing_behind() {
     assert_eq!(repo.git(&["count-objects"]), before);
     assert_eq!(quarantines(&repo.path), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_branch_in_a_fork_is_fetched_with_the_commit() {
+    let node = Node::start().await;
+    let (repo, _, _) = seeded(&node, "r.git", Format::Sha1);
+    // The fork's main moved on; the target lacks its tip.
+    let fork_path = copy_repo(&node, &repo, "fork.git");
+    let fork = crate::support::git::TestRepo { path: fork_path };
+    let fork_main = fork.commit_on("main", &[("README.md", "hello\n"), ("fork.txt", "fork\n")], "fork work");
+    assert!(!crate::support::git::has_object(&repo.path, &fork_main));
+
+    let h = UserCommitFilesRequestHeader {
+        start_repository: Some(repository("fork.git")),
+        start_branch_name: b"main".to_vec(),
+        ..header("r.git", "from-fork")
+    };
+    let update = commit(&node, h, vec![action(ActionType::Create, "new.txt", "", Some("new\n"))])
+        .await
+        .expect("committed")
+        .branch_update
+        .expect("update");
+    assert!(update.branch_created);
+    assert_eq!(repo.git(&["rev-parse", &format!("{}^", update.commit_id)]), fork_main);
+    assert_eq!(repo.git(&["ls-tree", "--name-only", &update.commit_id]), "README.md\nfork.txt\nnew.txt");
+    crate::support::git::git(Some(&repo.path), &["fsck", "--no-progress"]);
+
+    // A start branch the fork lacks is refused, and nothing is fetched.
+    let h = UserCommitFilesRequestHeader {
+        start_repository: Some(repository("fork.git")),
+        start_branch_name: b"gone".to_vec(),
+        ..header("r.git", "other")
+    };
+    let status = commit(&node, h, vec![action(ActionType::Create, "x", "", Some("x"))]).await.expect_err("refused");
+    assert!(status.message().starts_with("resolve parent commit"), "{status:?}");
+    assert_eq!(resolve(&repo, "refs/heads/other"), None);
+    assert_eq!(quarantines(&repo.path), Vec::<String>::new());
+}

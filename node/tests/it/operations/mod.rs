@@ -7,6 +7,7 @@ mod conflicts;
 mod ff;
 mod merges;
 mod picks;
+mod rebases;
 mod squash;
 mod submodules;
 mod tags;

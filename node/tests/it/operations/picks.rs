@@ -227,3 +227,23 @@ async fn revert_refusals_leave_nothing() {
     assert_eq!(status.message(), "revert commit lookup: commit not found");
     assert_eq!(resolve(&repo, "refs/heads/main").as_deref(), Some(main.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cherry_pick_onto_a_fork_branch_fetches_it() {
+    let node = Node::start().await;
+    let (repo, _, feature, _, _) = diverged(&node, "r.git", Format::Sha1);
+    let fork = crate::support::git::TestRepo { path: super::copy_repo(&node, &repo, "fork.git") };
+    let fork_main = fork.commit_on("main", &[("README.md", "hello\n"), ("a.txt", "a\n"), ("f", "f\n")], "fork work");
+    assert!(!crate::support::git::has_object(&repo.path, &fork_main));
+    let mut ops = client(&node).await;
+    let req = UserCherryPickRequest {
+        start_repository: Some(repository("fork.git")),
+        start_branch_name: b"main".to_vec(),
+        ..pick("r.git", &feature, "picked")
+    };
+    let update = ops.user_cherry_pick(req).await.expect("picked").into_inner().branch_update.expect("update");
+    assert!(update.branch_created);
+    assert_eq!(repo.git(&["rev-parse", &format!("{}^", update.commit_id)]), fork_main);
+    assert_eq!(repo.git(&["ls-tree", "--name-only", &update.commit_id]), "README.md\na.txt\nb.txt\nf");
+    crate::support::git::git(Some(&repo.path), &["fsck", "--no-progress"]);
+}
