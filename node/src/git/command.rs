@@ -81,6 +81,12 @@ pub enum Subcommand {
     UpdateIndex,
     WriteTree,
     HashObject,
+    /// `git mailsplit`, `git mailinfo` and `git apply --cached` on a
+    /// temporary index: patches (`git format-patch` output) applied as
+    /// commits without a work tree.
+    Mailsplit,
+    Mailinfo,
+    Apply,
 }
 
 impl Subcommand {
@@ -124,6 +130,9 @@ impl Subcommand {
             Self::UpdateIndex => "update-index",
             Self::WriteTree => "write-tree",
             Self::HashObject => "hash-object",
+            Self::Mailsplit => "mailsplit",
+            Self::Mailinfo => "mailinfo",
+            Self::Apply => "apply",
         })
     }
 
@@ -266,6 +275,16 @@ impl GitCommand {
     pub fn flag_value(mut self, name: &'static str, value: impl AsRef<OsStr>) -> Self {
         let mut f = OsString::from(name);
         f.push("=");
+        f.push(value);
+        self.flags.push(f);
+        self
+    }
+
+    /// A flag with its value glued on, `-o<dir>`, for the few commands that
+    /// parse their arguments by hand (`git mailsplit`). The value must be
+    /// ours (a path we created), never request input.
+    pub fn flag_joined(mut self, name: &'static str, value: impl AsRef<OsStr>) -> Self {
+        let mut f = OsString::from(name);
         f.push(value);
         self.flags.push(f);
         self

@@ -31,6 +31,22 @@ pub async fn write_commit(
     commit: &NewCommit<'_>,
     correlation_id: Option<&str>,
 ) -> Result<String, GitError> {
+    // `@` makes git read the number as seconds however small it is.
+    let date = format!("@{}", commit.author.raw_date());
+    write_commit_dated(factory, repo, objects, commit, &date, correlation_id).await
+}
+
+/// [`write_commit`] with the author date given as text that git parses
+/// itself (an e-mailed patch's `Date:` header, which `git am` hands on the
+/// same way); the author identity's own date is not used.
+pub async fn write_commit_dated(
+    factory: &CommandFactory,
+    repo: &Path,
+    objects: &Quarantine,
+    commit: &NewCommit<'_>,
+    author_date: &str,
+    correlation_id: Option<&str>,
+) -> Result<String, GitError> {
     let mut cmd = GitCommand::new(Subcommand::CommitTree).git_dir(repo).arg(commit.tree);
     for parent in commit.parents {
         cmd = cmd.arg("-p").arg(parent);
@@ -39,8 +55,7 @@ pub async fn write_commit(
     cmd = cmd
         .env("GIT_AUTHOR_NAME", bytes(&commit.author.name))
         .env("GIT_AUTHOR_EMAIL", bytes(&commit.author.email))
-        // `@` makes git read the number as seconds however small it is.
-        .env("GIT_AUTHOR_DATE", format!("@{}", commit.author.raw_date()))
+        .env("GIT_AUTHOR_DATE", author_date)
         .env("GIT_COMMITTER_NAME", bytes(&commit.committer.name))
         .env("GIT_COMMITTER_EMAIL", bytes(&commit.committer.email))
         .env("GIT_COMMITTER_DATE", format!("@{}", commit.committer.raw_date()))

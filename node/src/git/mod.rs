@@ -30,6 +30,7 @@ pub mod objectpool;
 pub mod objects;
 pub mod objects_size;
 pub mod pack_objects;
+pub mod patch;
 pub mod quarantine;
 pub mod raw_changes;
 pub mod rebase;

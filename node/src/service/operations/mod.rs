@@ -8,6 +8,7 @@ mod conflicts;
 mod rebase;
 mod start;
 mod update;
+mod user_apply_patch;
 mod user_cherry_pick;
 mod user_commit_files;
 mod user_create_branch;
@@ -188,6 +189,13 @@ impl operation_service_server::OperationService for OperationService {
 
     async fn user_squash(&self, req: Request<UserSquashRequest>) -> Result<Response<UserSquashResponse>, Status> {
         call!(self, req, user_squash::handle)
+    }
+
+    async fn user_apply_patch(
+        &self,
+        req: Request<Streaming<UserApplyPatchRequest>>,
+    ) -> Result<Response<UserApplyPatchResponse>, Status> {
+        call!(self, req, user_apply_patch::handle)
     }
 }
 

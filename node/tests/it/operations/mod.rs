@@ -6,6 +6,7 @@ mod commit_files;
 mod conflicts;
 mod ff;
 mod merges;
+mod patches;
 mod picks;
 mod rebases;
 mod squash;
