@@ -4,7 +4,7 @@ use super::frame::{self, Collected};
 use super::{Call, Shared, pick, repository_at, rewrite};
 use crate::db::repositories::{IntentId, Outcome, RepoState, WriteBy};
 use crate::election;
-use cairn_proto::facts::Operation;
+use cairn_proto::facts::{self, Operation};
 use cairn_proto::gitaly::Repository;
 use std::sync::Arc;
 use tonic::Status;
@@ -136,6 +136,20 @@ impl Shared {
             physical.storage_name = storage.to_owned();
             physical.relative_path = other.replica_path;
             message = rewrite(&message, additional_path, &physical)?;
+        }
+        // A start repository naming the target itself (GitLab sends one
+        // for same-project operations) becomes the node's own replica, so
+        // the node reads it in place instead of calling back through the
+        // router; other repositories are reached through `gitaly-servers`.
+        if let Some(start_path) = start_repository(&call.facts.full_method)
+            && let Some(start) = repository_at(&message, start_path)?
+            && start.storage_name == repo.storage_name
+            && start.relative_path == repo.relative_path
+        {
+            let mut same = start;
+            same.storage_name = storage.to_owned();
+            same.relative_path = state.replica_path.clone();
+            message = rewrite(&message, start_path, &same)?;
         }
         Ok(message)
     }
@@ -530,4 +544,59 @@ where
         head,
         Body::new(http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx))),
     )
+}
+
+/// Where a method's request names the repository its change starts from,
+/// when it may differ from the target (upstream marks none of these as an
+/// additional repository).
+fn start_repository(method: &str) -> Option<facts::FieldPath> {
+    let (names, numbers): (&'static [&'static str], &'static [u32]) = match method {
+        "/gitaly.OperationService/UserCherryPick" | "/gitaly.OperationService/UserRevert" => {
+            (&["start_repository"], &[7])
+        }
+        "/gitaly.OperationService/UserCommitFiles" => (&["header", "start_repository"], &[1, 8]),
+        "/gitaly.OperationService/UserRebaseConfirmable" => (&["header", "remote_repository"], &[1, 6]),
+        _ => return None,
+    };
+    Some(facts::FieldPath { names, numbers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::gitaly::*;
+    use prost::Message as _;
+
+    #[test]
+    fn start_repository_paths_find_the_field() {
+        let start = Repository { storage_name: "vs".into(), relative_path: "fork.git".into(), ..Default::default() };
+        let s = Some(start.clone());
+        let header = user_commit_files_request::UserCommitFilesRequestPayload::Header(UserCommitFilesRequestHeader {
+            start_repository: s.clone(),
+            ..Default::default()
+        });
+        let rebase = user_rebase_confirmable_request::UserRebaseConfirmableRequestPayload::Header(
+            user_rebase_confirmable_request::Header { remote_repository: s.clone(), ..Default::default() },
+        );
+        let cases = [
+            (
+                "UserCherryPick",
+                UserCherryPickRequest { start_repository: s.clone(), ..Default::default() }.encode_to_vec(),
+            ),
+            ("UserRevert", UserRevertRequest { start_repository: s.clone(), ..Default::default() }.encode_to_vec()),
+            (
+                "UserCommitFiles",
+                UserCommitFilesRequest { user_commit_files_request_payload: Some(header) }.encode_to_vec(),
+            ),
+            (
+                "UserRebaseConfirmable",
+                UserRebaseConfirmableRequest { user_rebase_confirmable_request_payload: Some(rebase) }.encode_to_vec(),
+            ),
+        ];
+        for (method, bytes) in cases {
+            let path = start_repository(&format!("/gitaly.OperationService/{method}")).expect("listed");
+            assert_eq!(repository_at(&bytes, path).expect("decodes"), Some(start.clone()), "{method}");
+        }
+        assert!(start_repository("/gitaly.OperationService/UserCreateBranch").is_none());
+    }
 }

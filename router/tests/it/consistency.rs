@@ -546,3 +546,118 @@ async fn user_operations_are_on_every_replica_when_acknowledged() {
         assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/refused"), None, "not on {}", n.storage_name);
     }
 }
+
+/// Rebases through the router: every replica replays the same commits
+/// (the request's timestamp fixes the committer date), so all of them vote
+/// alike, hold the rebased branch and stay up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebases_are_identical_on_every_replica() {
+    use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
+    use cairn_proto::gitaly::user_commit_files_action::UserCommitFilesActionPayload as Action;
+    use cairn_proto::gitaly::user_commit_files_request::UserCommitFilesRequestPayload as Commit;
+    use cairn_proto::gitaly::user_rebase_confirmable_request::{Header, UserRebaseConfirmableRequestPayload as Rebase};
+    use cairn_proto::gitaly::user_rebase_confirmable_response::UserRebaseConfirmableResponsePayload as Answer;
+    use cairn_proto::gitaly::*;
+    let f = Fixture::start().await;
+    let user = User {
+        gl_id: "user-1".into(),
+        gl_username: "jane".into(),
+        name: b"Jane Doe".to_vec(),
+        email: b"jane@example.com".to_vec(),
+        timezone: "UTC".into(),
+    };
+    let when = Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 });
+    let mut ops = OperationServiceClient::new(crate::support::unix_channel(&f.router.socket).await);
+    // One commit on a new branch `feature` from main, then one on main.
+    for (branch, start, file) in [("feature", "main", "feature.txt"), ("main", "", "main.txt")] {
+        let header = UserCommitFilesRequestHeader {
+            repository: Some(repo(RELATIVE)),
+            user: Some(user.clone()),
+            branch_name: branch.into(),
+            start_branch_name: start.into(),
+            commit_message: format!("add {file}").into_bytes(),
+            timestamp: when,
+            ..Default::default()
+        };
+        let action = |payload| UserCommitFilesRequest {
+            user_commit_files_request_payload: Some(Commit::Action(UserCommitFilesAction {
+                user_commit_files_action_payload: Some(payload),
+            })),
+        };
+        let messages = vec![
+            UserCommitFilesRequest { user_commit_files_request_payload: Some(Commit::Header(header)) },
+            action(Action::Header(UserCommitFilesActionHeader {
+                action: user_commit_files_action_header::ActionType::Create as i32,
+                file_path: file.into(),
+                ..Default::default()
+            })),
+            action(Action::Content(b"content\n".to_vec())),
+        ];
+        ops.user_commit_files(tokio_stream::iter(messages)).await.expect("committed through the router");
+    }
+    let before = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded").generation;
+    let feature = f.refs(&f.primary().await).await["refs/heads/feature"].clone();
+
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let header = Header {
+        repository: Some(repo(RELATIVE)),
+        user: Some(user.clone()),
+        branch: b"feature".to_vec(),
+        branch_sha: feature.clone(),
+        remote_repository: Some(repo(RELATIVE)),
+        remote_branch: b"main".to_vec(),
+        timestamp: when,
+        ..Default::default()
+    };
+    tx.send(UserRebaseConfirmableRequest { user_rebase_confirmable_request_payload: Some(Rebase::Header(header)) })
+        .await
+        .expect("send header");
+    let mut answers = ops
+        .user_rebase_confirmable(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("rebase")
+        .into_inner();
+    let Some(Answer::RebaseSha(tip)) =
+        answers.message().await.expect("answer").and_then(|a| a.user_rebase_confirmable_response_payload)
+    else {
+        panic!("no rebase sha");
+    };
+    tx.send(UserRebaseConfirmableRequest { user_rebase_confirmable_request_payload: Some(Rebase::Apply(true)) })
+        .await
+        .expect("send apply");
+    let applied = answers.message().await.expect("applied").and_then(|a| a.user_rebase_confirmable_response_payload);
+    assert_eq!(applied, Some(Answer::RebaseApplied(true)));
+    // The write is settled before the call's final status.
+    assert!(answers.message().await.expect("clean end").is_none());
+
+    let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
+    assert_eq!(state.generation, before + 1, "one write");
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/feature"), Some(&tip), "on {}", n.storage_name);
+        assert!(state.is_up_to_date(&n.storage_name), "{} is up to date: {state:?}", n.storage_name);
+    }
+    println!("rebased {feature} to {tip} on all {} replicas", f.nodes.len());
+
+    // UserRebaseToRef: the same merge-request reference everywhere.
+    let train = ops
+        .user_rebase_to_ref(UserRebaseToRefRequest {
+            repository: Some(repo(RELATIVE)),
+            user: Some(user),
+            source_sha: feature,
+            first_parent_ref: b"refs/heads/main".to_vec(),
+            target_ref: b"refs/merge-requests/1/train".to_vec(),
+            timestamp: when,
+            ..Default::default()
+        })
+        .await
+        .expect("rebased to ref")
+        .into_inner()
+        .commit_id;
+    assert_eq!(train, tip, "the same replay gives the same commit");
+    let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
+    for n in &f.nodes {
+        let refs = f.refs(&n.storage_name).await;
+        assert_eq!(refs.get("refs/merge-requests/1/train"), Some(&tip), "on {}", n.storage_name);
+        assert!(state.is_up_to_date(&n.storage_name), "{} is up to date: {state:?}", n.storage_name);
+    }
+}
