@@ -141,7 +141,7 @@ impl Shared {
         // for same-project operations) becomes the node's own replica, so
         // the node reads it in place instead of calling back through the
         // router; other repositories are reached through `gitaly-servers`.
-        if let Some(start_path) = start_repository(&call.facts.full_method)
+        if let Some(start_path) = start_repository(call.facts.full_method)
             && let Some(start) = repository_at(&message, start_path)?
             && start.storage_name == repo.storage_name
             && start.relative_path == repo.relative_path
