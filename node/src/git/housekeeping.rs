@@ -15,7 +15,7 @@ use super::{CommandFactory, GitCommand, GitError, Subcommand, lifecycle::FULL_RE
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// More loose objects than this call for a repack (or a prune, when stale).
 const LOOSE_OBJECT_LIMIT: u64 = 1024;
@@ -218,6 +218,9 @@ fn heuristic_repack(info: &RepositoryInfo, now: SystemTime) -> Option<Repack> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub tasks: Vec<(String, bool)>,
+    /// How long each step took, by upstream's `housekeeping_task` latency
+    /// label (`repack`, `prune`, `pack-refs`, `commit-graph`, `total`...).
+    pub durations: Vec<(&'static str, Duration)>,
     /// Stale files and directories removed.
     pub stale_removed: usize,
     /// Another run held the repository, so this one did nothing.
@@ -269,8 +272,10 @@ pub async fn optimize(
         report.skipped = true;
         return (report, Ok(()));
     };
+    let started = Instant::now();
     let result = run(factory, path, relative, strategy, correlation_id, &mut report).await;
     report.tasks.push(("total".into(), result.is_ok()));
+    report.durations.push(("total", started.elapsed()));
     (report, result)
 }
 
@@ -282,7 +287,13 @@ async fn run(
     correlation_id: Option<&str>,
     report: &mut Report,
 ) -> Result<(), GitError> {
+    let mut step = Instant::now();
+    let mut timed = |report: &mut Report, name: &'static str| {
+        report.durations.push((name, step.elapsed()));
+        step = Instant::now();
+    };
     report.stale_removed = clean_stale_data(path).await?;
+    timed(report, "clean-stale-data");
     let (p, rel) = (path.to_owned(), relative.to_owned());
     let info = blocking(move || stats::repository_info(&p, &rel, SystemTime::now())).await?;
     let plan = plan(&info, strategy, SystemTime::now());
@@ -298,23 +309,27 @@ async fn run(
         if cfg.write_multi_pack_index {
             report.tasks.push(("written_multi_pack_index".into(), ok));
         }
+        timed(report, "repack");
         result?;
     }
     if plan.prune {
         let result = prune(factory, path, HOUSEKEEPING_EXPIRY, correlation_id).await;
         report.tasks.push(("pruned_objects".into(), result.is_ok()));
+        timed(report, "prune");
         result?;
     }
     if plan.pack_refs {
         let cmd = GitCommand::new(Subcommand::PackRefs).git_dir(path).flag("--all");
         let result = factory.run(cmd, correlation_id).await.map(drop).map_err(GitError::from);
         report.tasks.push(("packed_refs".into(), result.is_ok()));
+        timed(report, "pack-refs");
         result?;
     }
     if let Some(replace) = plan.commit_graph {
         let result = write_commit_graph(factory, path, replace, correlation_id).await;
         let task = if replace { "written_commit_graph_full" } else { "written_commit_graph_incremental" };
         report.tasks.push((task.into(), result.is_ok()));
+        timed(report, "commit-graph");
         result?;
     }
     Ok(())

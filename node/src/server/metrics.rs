@@ -150,6 +150,61 @@ impl Metrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskStatusLabels {
+    pub housekeeping_task: String,
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub housekeeping_task: &'static str,
+}
+
+/// Upstream's housekeeping metrics: what OptimizeRepository did, and how
+/// long each step took.
+#[derive(Clone, Debug)]
+pub struct Housekeeping {
+    tasks: Family<TaskStatusLabels, Counter>,
+    latency: Family<TaskLabels, Histogram, Buckets>,
+}
+
+impl Housekeeping {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &mut Registry, latency_buckets: &[f64]) -> Self {
+        let m = Self {
+            tasks: Family::default(),
+            latency: Family::new_with_constructor(Buckets(Arc::new(latency_buckets.to_vec()))),
+        };
+        registry.register(
+            "gitaly_housekeeping_tasks",
+            "Total number of housekeeping tasks performed in the repository",
+            m.tasks.clone(),
+        );
+        registry.register(
+            "gitaly_housekeeping_tasks_latency",
+            "Latency of the housekeeping tasks performed",
+            m.latency.clone(),
+        );
+        m
+    }
+
+    /// Records one housekeeping run (nothing when another run held the
+    /// repository and this one did nothing).
+    pub fn record(&self, report: &crate::git::housekeeping::Report) {
+        if report.skipped {
+            return;
+        }
+        for (task, ok) in &report.tasks {
+            let status = if *ok { "success" } else { "failure" };
+            self.tasks.get_or_create(&TaskStatusLabels { housekeeping_task: task.clone(), status }).inc();
+        }
+        for (task, took) in &report.durations {
+            self.latency.get_or_create(&TaskLabels { housekeeping_task: task }).observe(took.as_secs_f64());
+        }
+    }
+}
+
 /// Text exposition of `registry`.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();

@@ -139,7 +139,9 @@ impl Server {
             _ => None,
         };
         let gitlab = crate::gitlab::Client::from_config(&config).map_err(ServeError::Gitlab)?;
+        let housekeeping = metrics::Housekeeping::new(&mut registry, &config.prometheus.grpc_latency_buckets);
         let deps = Deps {
+            housekeeping,
             hooks: Arc::new(hooks),
             pack_cache,
             gitlab: gitlab.map(Arc::new),

@@ -54,6 +54,8 @@ pub struct Deps {
     /// Votes in routers' reference transactions, over the backchannels of
     /// the node's listeners (its registry is the one they register in).
     pub transactions: crate::transaction::Manager,
+    /// Upstream's `gitaly_housekeeping_*` metrics.
+    pub housekeeping: crate::server::metrics::Housekeeping,
 }
 
 /// Every gRPC service of the protocol, ready to be served. Services (or

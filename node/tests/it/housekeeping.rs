@@ -78,7 +78,7 @@ fn walkdir(dir: &Path) -> usize {
 
 #[tokio::test]
 async fn heuristic_optimization_packs_loose_objects_refs_and_writes_the_commit_graph() {
-    let node = Node::start().await;
+    let node = Node::start_with(|c| c.prometheus_listen_addr = Some("127.0.0.1:0".into())).await;
     let mut c = client(&node).await;
     let repo = busy_repo(&node, "busy.git", 1200, 100);
     assert!(count_objects(&repo.path)["count"].parse::<u64>().expect("count") > 1024);
@@ -103,6 +103,16 @@ async fn heuristic_optimization_packs_loose_objects_refs_and_writes_the_commit_g
     git(Some(&repo.path), &["fsck", "--no-dangling"]);
     assert!(!repo.path.join("config.lock").exists(), "stale lock removed");
     assert!(repo.path.join("HEAD.lock").exists(), "fresh lock kept");
+    // Upstream's metrics name what ran.
+    let metrics = node.metrics().await;
+    for task in ["total", "packed_objects_geometric", "written_multi_pack_index", "packed_refs"] {
+        let line = format!("gitaly_housekeeping_tasks_total{{housekeeping_task=\"{task}\",status=\"success\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    for step in ["clean-stale-data", "repack", "pack-refs", "commit-graph", "total"] {
+        let line = format!("gitaly_housekeeping_tasks_latency_count{{housekeeping_task=\"{step}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 
     // Nothing left to do: a second run changes no pack.
     let packs = || {

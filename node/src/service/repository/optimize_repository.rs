@@ -31,6 +31,7 @@ pub(super) async fn handle(
         skipped = report.skipped,
         "repository housekept"
     );
+    deps.housekeeping.record(&report);
     deps.repos.forget(&repo.path);
     result.map_err(|e| Error::internal_msg(crate::error::error_chain(&e)))?;
     Ok(OptimizeRepositoryResponse {})
