@@ -82,3 +82,22 @@ pub(crate) fn copy_repo(node: &Node, repo: &TestRepo, relative: &str) -> std::pa
     crate::support::git::git(None, &["clone", "--quiet", "--mirror", "--no-local", &from, &to]);
     target
 }
+
+/// The git CLI in `dir` committing as [`user`] at `date` (git's raw
+/// `<seconds> <zone>`), for reference results made the way a person at a
+/// terminal would (`git rebase`, `git am`).
+#[allow(clippy::disallowed_methods, reason = "reference results come from the real git CLI")]
+pub(crate) fn git_as_user(dir: &std::path::Path, date: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_COMMITTER_NAME", "Jane Doe")
+        .env("GIT_COMMITTER_EMAIL", "jane@example.com")
+        .env("GIT_COMMITTER_DATE", date)
+        .arg("-C")
+        .arg(dir);
+    cmd
+}

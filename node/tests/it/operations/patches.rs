@@ -102,23 +102,12 @@ fn format_patch(repo: &TestRepo, range: &str) -> Vec<u8> {
 /// What `git am --3way` makes of `mbox` on `branch` of a clone of `repo`,
 /// committed as the request's user at the request's time: the new tip, or
 /// `None` when it fails.
-#[allow(clippy::disallowed_methods, reason = "the reference result comes from the real git CLI")]
 fn git_am(repo: &TestRepo, branch: &str, mbox: &[u8]) -> Option<String> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path().join("work");
     git(None, &["clone", "--quiet", "--no-local", &repo.path.to_string_lossy(), &work.to_string_lossy()]);
     git(Some(&work), &["checkout", "--quiet", "-B", "am", &format!("origin/{branch}")]);
-    let mut child = std::process::Command::new("git")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_COMMITTER_NAME", "Jane Doe")
-        .env("GIT_COMMITTER_EMAIL", "jane@example.com")
-        .env("GIT_COMMITTER_DATE", format!("{NOW} +0800"))
-        .arg("-C")
-        .arg(&work)
+    let mut child = super::git_as_user(&work, &format!("{NOW} +0800"))
         .args(["am", "--quiet", "--3way"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

@@ -2,8 +2,6 @@
 //! run in a work tree of a clone with the same committer and date: the
 //! rebased commits must be the very same objects.
 
-#![allow(clippy::disallowed_methods, reason = "tests run the real git CLI's rebase")]
-
 use super::merges::{WHEN, timestamp};
 use super::{client, detail, repository, resolve, user};
 use crate::hooks::{quarantines, script};
@@ -13,7 +11,6 @@ use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
 use cairn_proto::gitaly::user_rebase_confirmable_request::{Header, UserRebaseConfirmableRequestPayload as Req};
 use cairn_proto::gitaly::user_rebase_confirmable_response::UserRebaseConfirmableResponsePayload as Resp;
 use cairn_proto::gitaly::*;
-use std::process::Command;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
@@ -43,17 +40,7 @@ fn cli_rebase(repo: &TestRepo, onto: &str, tip: &str) -> String {
     let dir = wt.path().join("wt");
     git(None, &["clone", "--quiet", "--no-checkout", &repo.path.to_string_lossy(), &dir.to_string_lossy()]);
     git(Some(&dir), &["checkout", "--quiet", "--detach", tip]);
-    let out = Command::new("git")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_COMMITTER_NAME", "Jane Doe")
-        .env("GIT_COMMITTER_EMAIL", "jane@example.com")
-        .env("GIT_COMMITTER_DATE", format!("@{WHEN} +0000"))
-        .arg("-C")
-        .arg(&dir)
+    let out = super::git_as_user(&dir, &format!("@{WHEN} +0000"))
         .args(["rebase", "--quiet", onto])
         .output()
         .expect("git rebase runs");
