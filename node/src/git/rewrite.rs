@@ -18,7 +18,7 @@
 use super::wire::Hooks;
 use super::{CommandError, CommandFactory, GitCommand, GitError, ObjectFormat, Subcommand};
 use regex::bytes::{NoExpand, Regex};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
@@ -249,34 +249,225 @@ async fn export_import(
 
 /// The filter: copies a fast-export stream, leaving out the blobs of
 /// `spec.blobs` and the file and note entries using them, and applying the
-/// redactions to the data of the other blobs.
+/// redactions to the data of the other blobs. Like `git filter-repo`, a
+/// commit left without changes by that (one that had some) is pruned: its
+/// children and references point at its parent instead, and a reference
+/// whose whole history went is deleted, as is a tag of a removed blob.
 pub async fn filter_stream<R, W>(reader: &mut R, writer: &mut W, spec: &RewriteSpec) -> std::io::Result<()>
 where
     R: AsyncBufRead + AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut dropped: HashSet<Vec<u8>> = HashSet::new();
+    let mut marks = Marks { dropped: HashSet::new(), pruned: HashMap::new(), spec };
     let mut line = Vec::new();
+    // A line read ahead that starts the next command.
+    let mut pending: Option<Vec<u8>> = None;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(());
+        match pending.take() {
+            Some(next) => line = next,
+            None if reader.read_until(b'\n', &mut line).await? == 0 => return Ok(()),
+            None => {}
         }
         if line == b"blob\n" {
-            filter_blob(reader, writer, spec, &mut dropped).await?;
-        } else if let Some(size) = line.strip_prefix(b"data ") {
-            // A commit or tag message: copied as is.
+            filter_blob(reader, writer, spec, &mut marks.dropped).await?;
+        } else if line.starts_with(b"commit ") {
+            let commit = Command::read(reader, &line).await?;
+            filter_commit(commit, writer, &mut marks).await?;
+        } else if line.starts_with(b"tag ") {
+            let tag = Command::read(reader, &line).await?;
+            match tag.from.as_deref().map(|f| marks.resolve(f)) {
+                Some(Target::Gone) => skip_optional_lf(reader).await?,
+                target => tag.write(writer, target).await?,
+            }
+        } else if line.starts_with(b"reset ") {
+            // `reset <ref>` and, unless the next command starts, `from`.
             writer.write_all(&line).await?;
-            let size = parse_size(size)?;
-            tokio::io::copy(&mut (&mut *reader).take(size), writer).await?;
-        } else if (line.starts_with(b"M ") && uses_dropped(&line, 2, &dropped, spec))
-            || (line.starts_with(b"N ") && uses_dropped(&line, 1, &dropped, spec))
-        {
-            // A file or note entry of a removed blob: gone with it.
+            let mut next = Vec::new();
+            reader.read_until(b'\n', &mut next).await?;
+            match next.strip_prefix(b"from ") {
+                Some(from) => {
+                    if let Target::Commit(to) = marks.resolve(trim_lf(from)) {
+                        writer.write_all(&[b"from ".as_slice(), &to, b"\n"].concat()).await?;
+                    }
+                }
+                None if next.is_empty() => {}
+                None => pending = Some(next),
+            }
         } else {
             writer.write_all(&line).await?;
         }
     }
+}
+
+/// What the filter left out so far.
+struct Marks<'a> {
+    /// Marks of removed blobs.
+    dropped: HashSet<Vec<u8>>,
+    /// Marks of pruned commits and what stands in for them (`None`: no
+    /// commit, the pruned one had no parent left).
+    pruned: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    spec: &'a RewriteSpec,
+}
+
+/// What a commit-ish of the stream names after filtering.
+enum Target {
+    Commit(Vec<u8>),
+    /// A removed blob, or a pruned commit without a parent.
+    Gone,
+}
+
+impl Marks<'_> {
+    fn resolve(&self, commitish: &[u8]) -> Target {
+        if self.dropped.contains(commitish) || self.spec.blobs.contains(String::from_utf8_lossy(commitish).as_ref()) {
+            return Target::Gone;
+        }
+        match self.pruned.get(commitish) {
+            Some(Some(to)) => Target::Commit(to.clone()),
+            Some(None) => Target::Gone,
+            None => Target::Commit(commitish.to_vec()),
+        }
+    }
+}
+
+/// A `commit` or `tag` command, read up to its end.
+struct Command {
+    /// The command's first line (`commit <ref>`, `tag <name>`).
+    first: Vec<u8>,
+    /// Header lines (mark, original-oid, author, committer, tagger, ...).
+    header: Vec<Vec<u8>>,
+    mark: Option<Vec<u8>>,
+    /// The `data` line and the message.
+    message: Vec<u8>,
+    from: Option<Vec<u8>>,
+    merges: Vec<Vec<u8>>,
+    /// File, note and `deleteall` lines (commits only).
+    changes: Vec<Vec<u8>>,
+}
+
+impl Command {
+    async fn read<R: AsyncBufRead + AsyncRead + Unpin>(reader: &mut R, first: &[u8]) -> std::io::Result<Self> {
+        let truncated = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated fast-export stream");
+        let mut cmd = Self {
+            first: first.to_vec(),
+            header: Vec::new(),
+            mark: None,
+            message: Vec::new(),
+            from: None,
+            merges: Vec::new(),
+            changes: Vec::new(),
+        };
+        let is_tag = first.starts_with(b"tag ");
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).await? == 0 {
+                return Err(truncated());
+            }
+            if let Some(size) = line.strip_prefix(b"data ") {
+                cmd.message = line.clone();
+                (&mut *reader).take(parse_size(size)?).read_to_end(&mut cmd.message).await?;
+                break;
+            }
+            // A tag's `from` comes before its message.
+            if let Some(from) = line.strip_prefix(b"from ") {
+                cmd.from = Some(trim_lf(from).to_vec());
+                continue;
+            }
+            if let Some(mark) = line.strip_prefix(b"mark ") {
+                cmd.mark = Some(trim_lf(mark).to_vec());
+            }
+            cmd.header.push(line.clone());
+        }
+        if is_tag {
+            return Ok(cmd);
+        }
+        // A commit's parents and changes, up to its closing empty line.
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).await? == 0 || line == b"\n" {
+                return Ok(cmd);
+            }
+            if let Some(from) = line.strip_prefix(b"from ") {
+                cmd.from = Some(trim_lf(from).to_vec());
+            } else if let Some(merge) = line.strip_prefix(b"merge ") {
+                cmd.merges.push(trim_lf(merge).to_vec());
+            } else {
+                cmd.changes.push(line.clone());
+            }
+        }
+    }
+
+    /// Writes the command with `from` pointing at `target` (none when
+    /// `None`).
+    async fn write<W: AsyncWrite + Unpin>(&self, writer: &mut W, target: Option<Target>) -> std::io::Result<()> {
+        let from = match target {
+            Some(Target::Commit(to)) => [b"from ".as_slice(), &to, b"\n"].concat(),
+            _ => Vec::new(),
+        };
+        let is_tag = self.first.starts_with(b"tag ");
+        writer.write_all(&self.first).await?;
+        if is_tag {
+            writer.write_all(&from).await?;
+        }
+        for line in &self.header {
+            writer.write_all(line).await?;
+        }
+        writer.write_all(&self.message).await?;
+        if !is_tag {
+            writer.write_all(&from).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `commit` with removed blobs' entries left out, or prunes it.
+async fn filter_commit<W: AsyncWrite + Unpin>(
+    mut commit: Command,
+    writer: &mut W,
+    marks: &mut Marks<'_>,
+) -> std::io::Result<()> {
+    let had_changes = !commit.changes.is_empty();
+    commit.changes.retain(|line| {
+        !((line.starts_with(b"M ") && uses_dropped(line, 2, &marks.dropped, marks.spec))
+            || (line.starts_with(b"N ") && uses_dropped(line, 1, &marks.dropped, marks.spec)))
+    });
+    let parent = commit.from.as_deref().map(|f| marks.resolve(f));
+    let reference = &commit.first[b"commit ".len()..];
+    if commit.merges.is_empty() && had_changes && commit.changes.is_empty() {
+        // Pruned: its reference points at the parent (or goes) instead.
+        let to = match parent {
+            Some(Target::Commit(to)) => Some(to),
+            _ => None,
+        };
+        writer.write_all(&[b"reset ".as_slice(), reference].concat()).await?;
+        if let Some(to) = &to {
+            writer.write_all(&[b"from ".as_slice(), to, b"\n"].concat()).await?;
+        }
+        writer.write_all(b"\n").await?;
+        if let Some(mark) = commit.mark {
+            marks.pruned.insert(mark, to);
+        }
+        return Ok(());
+    }
+    if matches!(parent, Some(Target::Gone)) {
+        // Its parent went: it starts a new history, as a root commit does.
+        writer.write_all(&[b"reset ".as_slice(), reference].concat()).await?;
+    }
+    commit.write(writer, parent).await?;
+    for merge in &commit.merges {
+        if let Target::Commit(to) = marks.resolve(merge) {
+            writer.write_all(&[b"merge ".as_slice(), &to, b"\n"].concat()).await?;
+        }
+    }
+    for line in &commit.changes {
+        writer.write_all(line).await?;
+    }
+    writer.write_all(b"\n").await
+}
+
+fn trim_lf(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
 }
 
 /// Whether the data reference (field `index`, space-separated) of a
@@ -399,5 +590,34 @@ mod tests {
             "feature done\nblob\nmark :2\noriginal-oid {kept}\ndata 18\nkeep ***REMOVED***\nreset refs/heads/main\ncommit refs/heads/main\nmark :3\ndata 8\nM 1 :1\n\nM 100644 :2 small\n\ndone\n"
         );
         assert_eq!(String::from_utf8_lossy(&out), expected, "commit messages are not filtered");
+    }
+
+    #[tokio::test]
+    async fn commits_left_empty_are_pruned_and_references_follow() {
+        let removed = "a".repeat(40);
+        let input = format!(
+            "feature done\nblob\nmark :1\noriginal-oid {removed}\ndata 3\nbig\nblob\nmark :2\ndata 1\nx\n\
+reset refs/heads/main\ncommit refs/heads/main\nmark :3\ndata 2\nc3M 100644 :2 a\n\n\
+commit refs/heads/main\nmark :4\ndata 2\nc4from :3\nM 100644 :1 big\n\n\
+commit refs/heads/main\nmark :5\ndata 2\nc5from :4\nM 100644 :2 b\n\n\
+reset refs/heads/root\ncommit refs/heads/root\nmark :6\ndata 2\nc6M 100644 :1 big\n\n\
+commit refs/heads/root\nmark :7\ndata 2\nc7from :6\nM 100644 :2 c\n\n\
+tag blob\nfrom :1\ntagger T <t> 1 +0000\ndata 1\nt\n\
+tag v1\nfrom :4\ntagger T <t> 1 +0000\ndata 1\nt\n\
+reset refs/heads/gone\nfrom :6\n\nreset refs/heads/kept\nfrom :4\n\ndone\n"
+        );
+        let spec = RewriteSpec { blobs: [removed].into_iter().collect(), redactions: vec![] };
+        let mut reader = tokio::io::BufReader::new(input.as_bytes());
+        let mut out = Vec::new();
+        filter_stream(&mut reader, &mut out, &spec).await.expect("filters");
+        let expected = "feature done\nblob\nmark :2\ndata 1\nx\n\
+reset refs/heads/main\ncommit refs/heads/main\nmark :3\ndata 2\nc3M 100644 :2 a\n\n\
+reset refs/heads/main\nfrom :3\n\n\
+commit refs/heads/main\nmark :5\ndata 2\nc5from :3\nM 100644 :2 b\n\n\
+reset refs/heads/root\nreset refs/heads/root\n\n\
+reset refs/heads/root\ncommit refs/heads/root\nmark :7\ndata 2\nc7M 100644 :2 c\n\n\
+tag v1\nfrom :3\ntagger T <t> 1 +0000\ndata 1\nt\n\
+reset refs/heads/gone\n\nreset refs/heads/kept\nfrom :3\n\ndone\n";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
     }
 }

@@ -214,3 +214,35 @@ async fn rewrite_history_rejects_bad_requests() {
         .expect_err("no repository");
     assert_eq!((e.code(), e.message()), (Code::InvalidArgument, "repository not set"));
 }
+
+#[tokio::test]
+async fn rewrite_history_prunes_commits_left_empty_as_filter_repo_does() {
+    let node = Node::start().await;
+    let repo = node.create_repo("prune.git", Format::Sha1);
+    let base = repo.commit_on("main", &[("README", "hello\n")], "base");
+    let added = repo.commit_on("main", &[("README", "hello\n"), ("big.bin", "large\0binary")], "add the big file");
+    repo.commit_on("main", &[("README", "hello again\n"), ("big.bin", "large\0binary")], "edit README");
+    let big = repo.git(&["rev-parse", "refs/heads/main:big.bin"]);
+    // A branch whose only commit adds the file, a tag of the commit that
+    // added it, and an annotated tag of the blob itself.
+    let lone = repo.commit(&[("big.bin", "large\0binary")], &[], "only the big file");
+    repo.git(&["update-ref", "refs/heads/lone", &lone]);
+    repo.git(&["tag", "-a", "-m", "added", "v1", &added]);
+    repo.git(&["tag", "-a", "-m", "the blob", "blob-tag", &big]);
+    // An empty commit stays empty on purpose: it is kept.
+    let empty = repo.git(&["commit-tree", &format!("{base}^{{tree}}"), "-p", &base, "-m", "empty on purpose"]);
+    repo.git(&["update-ref", "refs/heads/empty", &empty]);
+
+    let req =
+        RewriteHistoryRequest { repository: Some(node.repo("prune.git")), blobs: vec![big], ..Default::default() };
+    rewrite(&node, vec![req]).await.expect("rewrite");
+
+    assert_eq!(repo.git(&["log", "--format=%s", "main"]), "edit README\nbase", "the emptied commit is pruned");
+    assert_eq!(repo.git(&["rev-parse", "main~1"]), base, "untouched history keeps its ids");
+    assert_eq!(repo.git(&["rev-parse", "refs/tags/v1^{commit}"]), base, "a tag of a pruned commit moves to its parent");
+    let names = ref_names(&repo);
+    assert!(!names.iter().any(|n| n == "refs/heads/lone"), "a branch with nothing left goes: {names:?}");
+    assert!(!names.iter().any(|n| n == "refs/tags/blob-tag"), "a tag of the removed blob goes: {names:?}");
+    assert_eq!(repo.git(&["rev-parse", "refs/heads/empty"]), empty, "commits empty from the start stay");
+    git(Some(&repo.path), &["fsck", "--strict", "--no-dangling"]);
+}
