@@ -546,8 +546,8 @@ where
     )
 }
 
-/// Where a method's request names the repository its change starts from,
-/// when it may differ from the target (upstream marks none of these as an
+/// Where a method's request names the repository its change starts from
+/// (or, for ResolveConflicts, merges in), when it may differ from the target (upstream marks none of these as an
 /// additional repository).
 fn start_repository(method: &str) -> Option<facts::FieldPath> {
     let (names, numbers): (&'static [&'static str], &'static [u32]) = match method {
@@ -556,6 +556,7 @@ fn start_repository(method: &str) -> Option<facts::FieldPath> {
         }
         "/gitaly.OperationService/UserCommitFiles" => (&["header", "start_repository"], &[1, 8]),
         "/gitaly.OperationService/UserRebaseConfirmable" => (&["header", "remote_repository"], &[1, 6]),
+        "/gitaly.ConflictsService/ResolveConflicts" => (&["header", "target_repository"], &[1, 3]),
         _ => return None,
     };
     Some(facts::FieldPath { names, numbers })
@@ -597,6 +598,14 @@ mod tests {
             let path = start_repository(&format!("/gitaly.OperationService/{method}")).expect("listed");
             assert_eq!(repository_at(&bytes, path).expect("decodes"), Some(start.clone()), "{method}");
         }
+        let conflicts =
+            resolve_conflicts_request::ResolveConflictsRequestPayload::Header(ResolveConflictsRequestHeader {
+                target_repository: s.clone(),
+                ..Default::default()
+            });
+        let bytes = ResolveConflictsRequest { resolve_conflicts_request_payload: Some(conflicts) }.encode_to_vec();
+        let path = start_repository("/gitaly.ConflictsService/ResolveConflicts").expect("listed");
+        assert_eq!(repository_at(&bytes, path).expect("decodes"), Some(start.clone()));
         assert!(start_repository("/gitaly.OperationService/UserCreateBranch").is_none());
     }
 }

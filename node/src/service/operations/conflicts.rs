@@ -6,6 +6,7 @@
 
 use super::common::{refusal_text, signature};
 use super::receive;
+use super::start::{quarantined, start_commit};
 use super::update::{Call, UpdateError};
 use crate::error::{Error, Result};
 use crate::git::merge::{self, ConflictEntry, MergeOptions, MergeOutcome};
@@ -48,15 +49,6 @@ fn group(entries: &[ConflictEntry]) -> Vec<Conflict> {
         }
     }
     order.into_iter().filter_map(|p| by_path.remove(&p)).collect()
-}
-
-/// `path` reading objects from `quarantine` too.
-fn quarantined(path: &RepoPath, quarantine: &QuarantineDir) -> RepoPath {
-    let objects = quarantine.objects();
-    let mut path = path.clone();
-    path.object_dir = objects.object_dir;
-    path.alternate_object_dirs = objects.alternates;
-    path
 }
 
 /// Resolves `<oid>^{commit}` for both sides; `what` names the failures.
@@ -137,7 +129,7 @@ pub(super) async fn list_conflict_files(
         return Ok(Vec::new());
     }
     let conflicts = group(&entries);
-    let view = quarantined(&path, &quarantine);
+    let view = quarantined(&path, &quarantine.objects());
     let messages = deps
         .read_at(view, move |r, _| {
             let mut messages = Vec::new();
@@ -364,28 +356,18 @@ pub(super) async fn resolve_conflicts(
     }
     let resolutions: Vec<Resolution> = serde_json::from_slice(&json).map_err(bad_json)?;
 
-    // The target branch must exist; its repository has to be this one or
-    // one whose objects this repository already has.
-    let target_path = call.deps.storages.repo(header.target_repository.as_ref())?;
-    let target_rev = [b"refs/heads/".as_slice(), &header.target_branch, b"^{commit}"].concat();
-    let target = call
-        .deps
-        .read_at(target_path, move |r, _| {
-            repo::resolve_revision(r, &target_rev).map(|id| id.to_string()).ok_or_else(|| {
-                Error::new(tonic::Code::Unknown, "could not resolve target revision: reference not found")
-            })
-        })
-        .await?;
+    let repository = header.repository.clone().unwrap_or_default();
+    let change = call.change(&repository, &path, &user);
+    let quarantine = change.quarantine()?;
+    let objects = quarantine.objects();
+    // The target branch must exist; from another repository its commit is
+    // fetched into the quarantine.
+    let target_branch = [b"refs/heads/".as_slice(), &header.target_branch].concat();
+    start_commit(&call, (&repository, &path), &objects, header.target_repository.as_ref(), &target_branch)
+        .await?
+        .ok_or_else(|| Error::new(tonic::Code::Unknown, "could not resolve target revision: reference not found"))?;
     let (ours, theirs) = (header.our_commit_oid.clone(), header.their_commit_oid.clone());
-    let format = call
-        .deps
-        .read_at(path.clone(), move |r, _| {
-            if repo::resolve_revision(r, format!("{target}^{{commit}}").as_bytes()).is_none() {
-                return Err(Error::internal_msg("could not fetch target commit: not in the repository"));
-            }
-            Ok(r.object_format())
-        })
-        .await?;
+    let format = call.deps.read_at(path.clone(), move |r, _| Ok(r.object_format())).await?;
     if !format.is_oid(&ours) || !format.is_oid(&theirs) {
         return Err(Error::new(
             tonic::Code::Unknown,
@@ -393,15 +375,11 @@ pub(super) async fn resolve_conflicts(
         ));
     }
 
-    let repository = header.repository.clone().unwrap_or_default();
-    let change = call.change(&repository, &path, &user);
-    let quarantine = change.quarantine()?;
-    let objects = quarantine.objects();
     let (mut tree, entries) = merged(call.deps, &path, &quarantine, &ours, &theirs, call.correlation_id).await?;
     if !entries.is_empty() {
         let merged = tree.clone();
         let conflicted: Vec<Vec<u8>> = MergeOutcome::Conflict { tree: merged.clone(), entries }.conflicting_paths();
-        let view = quarantined(&path, &quarantine);
+        let view = quarantined(&path, &quarantine.objects());
         let (o, t, m) = (ours.clone(), theirs.clone(), merged.clone());
         let outcome = call
             .deps

@@ -246,3 +246,42 @@ async fn incomplete_resolutions_and_refusals_leave_nothing() {
     let status = conflicts.resolve_conflicts(futures::stream::iter(vec![no_header])).await.expect_err("no header");
     assert_eq!(status.message(), "empty ResolveConflictsRequestHeader");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_against_a_target_in_another_repository_fetches_its_commit() {
+    let node = Node::start().await;
+    let (upstream, _, _, left, right) = diverged(&node, "r.git", Format::Sha1);
+    // The merge request's source is a fork that lacks the target's commit.
+    let fork = TestRepo { path: super::copy_repo(&node, &upstream, "fork.git") };
+    fork.git(&["update-ref", "-d", "refs/heads/right"]);
+    fork.git(&["reflog", "expire", "--expire=now", "--all"]);
+    fork.git(&["gc", "--quiet", "--prune=now"]);
+    assert!(!crate::support::git::has_object(&fork.path, &right));
+
+    let mut header = resolve_header("fork.git", &left, &right, "left", "right");
+    if let Some(resolve_conflicts_request::ResolveConflictsRequestPayload::Header(h)) =
+        header.resolve_conflicts_request_payload.as_mut()
+    {
+        h.target_repository = Some(repository("r.git"));
+    }
+    let id = section_id("README.md", 1, 1);
+    let json = format!(r#"[{{"old_path":"README.md","new_path":"README.md","sections":{{"{id}":"head"}}}}]"#);
+    let mut conflicts = conflicts_client(&node).await;
+    let answer = resolve(&mut conflicts, header, &json).await.expect("resolved");
+    assert_eq!(answer.resolution_error, "");
+    let tip = super::resolve(&fork, "refs/heads/left").expect("branch");
+    assert_eq!(fork.git(&["log", "-1", "--format=%P", &tip]), format!("{left} {right}"));
+    assert_eq!(fork.git(&["show", &format!("{tip}:README.md")]), "left");
+    fork.git(&["fsck", "--no-progress"]);
+    assert_eq!(quarantines(&fork.path), Vec::<String>::new());
+
+    // A target branch that does not exist there is refused.
+    let mut header = resolve_header("fork.git", &left, &right, "left", "gone");
+    if let Some(resolve_conflicts_request::ResolveConflictsRequestPayload::Header(h)) =
+        header.resolve_conflicts_request_payload.as_mut()
+    {
+        h.target_repository = Some(repository("r.git"));
+    }
+    let status = resolve(&mut conflicts, header, &json).await.expect_err("no target");
+    assert_eq!(status.message(), "could not resolve target revision: reference not found");
+}
