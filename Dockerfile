@@ -37,7 +37,7 @@ FROM debian:trixie-slim AS node
 # build at the next security update of the suite.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates \
+    && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 1000 git \
     && useradd --uid 1000 --gid 1000 --home-dir /var/opt/gitaly --no-create-home --shell /usr/sbin/nologin git \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Cairn needs on a fresh Debian/Ubuntu
-# machine: git, a C toolchain (for crates that build C), and Rust when cargo
-# is missing. protoc is vendored by a crate, so no protobuf package is needed.
+# machine: git, a C toolchain (for crates that build C), ssh-keygen, and Rust
+# when cargo is missing. protoc is vendored by a crate, so no protobuf package is needed.
 # Sourced by the other dev scripts; safe to run repeatedly.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v tar >/dev/null 2>&1 || need+=(tar)
+# ssh-keygen: git signs commits with it (`[git] signing_key`), and tests make keys.
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 if [ "${#need[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""

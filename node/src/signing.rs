@@ -30,6 +30,12 @@ pub fn public_key(private_key: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether the key file at `path` is an OpenSSH private key, the kind
+/// git signs commits with through `ssh-keygen` (`gpg.format = ssh`).
+pub fn is_openssh_key(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|k| k.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----"))
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {

@@ -20,6 +20,10 @@ pub struct NewCommit<'a> {
     pub author: &'a Identity,
     pub committer: &'a Identity,
     pub message: &'a [u8],
+    /// An OpenSSH private key to sign the commit with (`gpgsig` header).
+    /// Ed25519 and RSA signatures are deterministic, so replicas signing
+    /// the same commit still agree on its id.
+    pub signing_key: Option<&'a Path>,
 }
 
 /// Writes `commit` into `objects` (the quarantine) of the repository at
@@ -50,6 +54,9 @@ pub async fn write_commit_dated(
     let mut cmd = GitCommand::new(Subcommand::CommitTree).git_dir(repo).arg(commit.tree);
     for parent in commit.parents {
         cmd = cmd.arg("-p").arg(parent);
+    }
+    if let Some(key) = commit.signing_key {
+        cmd = cmd.config("gpg.format", "ssh").config("user.signingKey", &key.to_string_lossy()).flag("-S");
     }
     let bytes = |v: &[u8]| OsString::from_vec(v.to_vec());
     cmd = cmd

@@ -170,6 +170,7 @@ pub async fn apply(
             author: &author,
             committer: target.committer,
             message: &message,
+            signing_key: None,
         };
         head = merge::write_commit_dated(factory, target.repo, target.objects, &commit, &date, correlation_id)
             .await

@@ -109,7 +109,14 @@ pub async fn replay(
             continue;
         }
         let parents = [tip.clone()];
-        let new = NewCommit { tree: &tree, parents: &parents, author: &pick.author, committer, message: &pick.message };
+        let new = NewCommit {
+            tree: &tree,
+            parents: &parents,
+            author: &pick.author,
+            committer,
+            message: &pick.message,
+            signing_key: None,
+        };
         tip = merge::write_commit(factory, repo, objects, &new, correlation_id).await?;
         tip_tree = tree;
     }

@@ -49,6 +49,18 @@ pub(super) fn target_old_value(repo: &Repo, target: &[u8], expected: &str) -> Re
     Ok(references::resolve_name(repo, target).map_or_else(|| repo.object_format().zero_oid(), |id| id.to_string()))
 }
 
+/// The key to sign a request's commits with: `[git] signing_key` when the
+/// request asks (`sign`) and the key is an OpenSSH key. With an OpenPGP key
+/// (not supported yet) commits stay unsigned, with a warning.
+pub(super) fn signing_key(deps: &crate::service::Deps, sign: bool) -> Option<&std::path::Path> {
+    let key = deps.config.git.signing_key.as_deref().filter(|_| sign)?;
+    if crate::signing::is_openssh_key(key) {
+        return Some(key);
+    }
+    tracing::warn!(key = %key.display(), "commit not signed: only OpenSSH signing keys are supported");
+    None
+}
+
 /// What upstream's custom hook error says: the hook's stderr, else its
 /// stdout, untouched (GitLab shows "GitLab:"-prefixed output as is).
 pub(super) fn custom_hook_text(hook: &CustomHookError) -> String {

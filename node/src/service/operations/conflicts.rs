@@ -443,6 +443,8 @@ pub(super) async fn resolve_conflicts(
         author: &sig,
         committer: &sig,
         message: &header.commit_message,
+        // ResolveConflicts has no `sign` field.
+        signing_key: None,
     };
     let id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
         .await

@@ -3,7 +3,7 @@
 //! the commit's parent (or the commit itself for a revert) as merge base,
 //! then move the branch through the receive hooks.
 
-use super::common::{expected_old, signature};
+use super::common::{expected_old, signature, signing_key};
 use super::start::{quarantined, start_commit};
 use super::update::{Call, Change, UpdateError};
 use crate::error::{Error, Result};
@@ -26,6 +26,7 @@ struct Pick<'a> {
     dry_run: bool,
     timestamp: Option<&'a prost_types::Timestamp>,
     expected_old_oid: &'a str,
+    sign: bool,
 }
 
 /// The [`Pick`] of a cherry-pick or revert request (same field names).
@@ -42,6 +43,7 @@ macro_rules! pick_of {
             dry_run: $req.dry_run,
             timestamp: $req.timestamp.as_ref(),
             expected_old_oid: &$req.expected_old_oid,
+            sign: $req.sign,
         }
     };
 }
@@ -225,7 +227,8 @@ pub(super) async fn revert(call: Call<'_>, req: UserRevertRequest) -> Result<Use
                 offset: format_offset(0),
             };
             let empty = prepared.format.empty_tree();
-            let placeholder = NewCommit { tree: empty, parents: &[], author: &bot, committer: &bot, message: b"" };
+            let placeholder =
+                NewCommit { tree: empty, parents: &[], author: &bot, committer: &bot, message: b"", signing_key: None };
             merge::write_commit(&call.deps.git, &path.path, &objects, &placeholder, call.correlation_id)
                 .await
                 .map_err(|e| Error::internal("write temporary commit", e))?
@@ -298,7 +301,14 @@ async fn commit_and_update(
 ) -> std::result::Result<(String, bool), Tail> {
     let objects = quarantine.objects();
     let parents = [prepared.start.clone()];
-    let new = NewCommit { tree, parents: &parents, author, committer, message: pick.message };
+    let new = NewCommit {
+        tree,
+        parents: &parents,
+        author,
+        committer,
+        message: pick.message,
+        signing_key: signing_key(call.deps, pick.sign),
+    };
     let mut new_id = merge::write_commit(&call.deps.git, &change.path.path, &objects, &new, call.correlation_id)
         .await
         .map_err(|e| Tail::Other(Error::internal("write commit", e)))?;

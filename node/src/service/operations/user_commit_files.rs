@@ -5,11 +5,12 @@
 //! commit, into the change's quarantine; no work tree or index is shared
 //! between requests.
 
-use super::common::signature;
+use super::common::{signature, signing_key};
 use super::start::{quarantined, start_commit};
 use super::update::{Call, UpdateError};
 use super::user_create_branch::branch_reference;
 use crate::error::{Error, Result};
+use crate::git::merge::{self, NewCommit};
 use crate::git::objects::ObjectId;
 use crate::git::write::{EditError, Entry, ObjectWriter, TreeEditor};
 use crate::git::{repo, tree};
@@ -154,7 +155,9 @@ pub(super) async fn handle(
     }
 
     let (q, repos, repo_path) = (quarantine.clone(), call.deps.repos.clone(), path.path.clone());
-    let (author_c, committer_c, message) = (author, committer, header.commit_message.clone());
+    let key = signing_key(call.deps, header.sign);
+    let signed = key.is_some();
+    let (author_c, committer_c, message) = (author.clone(), committer.clone(), header.commit_message.clone());
     let commit = blocking(move || {
         let r = q.open(&repos, &repo_path)?;
         let writer = ObjectWriter::new(&q, format);
@@ -170,9 +173,31 @@ pub(super) async fn handle(
         }
         let tree = editor.write(&writer)?;
         let parents: Vec<ObjectId> = parent.into_iter().collect();
-        Ok(writer.commit(tree, &parents, &author_c, &committer_c, &message)?)
+        if signed {
+            return Ok(Written::Tree(tree, parents));
+        }
+        Ok(Written::Commit(writer.commit(tree, &parents, &author_c, &committer_c, &message)?))
     })
     .await?;
+    // A signed commit is written by git, which signs it with ssh-keygen.
+    let commit = match commit {
+        Written::Commit(id) => id,
+        Written::Tree(tree, parents) => {
+            let (tree, parents) = (tree.to_string(), parents.iter().map(ToString::to_string).collect::<Vec<_>>());
+            let new = NewCommit {
+                tree: &tree,
+                parents: &parents,
+                author: &author,
+                committer: &committer,
+                message: &header.commit_message,
+                signing_key: key,
+            };
+            let id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
+                .await
+                .map_err(|e| Error::internal("write signed commit", e))?;
+            ObjectId::from_hex(id.as_bytes()).map_err(|e| Error::internal("signed commit id", e))?
+        }
+    };
 
     let zero = format.zero_oid();
     let old = if !header.expected_old_oid.is_empty() {
@@ -362,4 +387,11 @@ fn apply(
             fail(editor.add(&components, mode, id, true)?, raw)
         }
     }
+}
+
+/// What the tree edit wrote: the commit, or for a signed commit only its
+/// tree and parents (git writes and signs the commit).
+enum Written {
+    Commit(ObjectId),
+    Tree(ObjectId, Vec<ObjectId>),
 }

@@ -3,7 +3,7 @@
 //! its id; only when the client confirms with `apply` does the branch move,
 //! through the receive hooks.
 
-use super::common::{expected_old, refusal_text, signature};
+use super::common::{expected_old, refusal_text, signature, signing_key};
 use super::update::{Call, UpdateError};
 use super::{Responder, receive};
 use crate::error::{Error, Result};
@@ -80,7 +80,14 @@ pub(super) async fn handle(
     };
     // A squash merge keeps only the branch's side as parent.
     let parents = if first.squash { vec![ours.clone()] } else { vec![ours.clone(), theirs.clone()] };
-    let new = NewCommit { tree: &tree, parents: &parents, author: &sig, committer: &sig, message: &first.message };
+    let new = NewCommit {
+        tree: &tree,
+        parents: &parents,
+        author: &sig,
+        committer: &sig,
+        message: &first.message,
+        signing_key: signing_key(call.deps, first.sign),
+    };
     let merge_id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
         .await
         .map_err(|e| Error::internal("merge: create commit from tree", e))?;

@@ -2,7 +2,7 @@
 //! and points a `refs/merge-requests/...` reference at the merge commit,
 //! without hooks as upstream; GitLab uses it to test-merge merge requests.
 
-use super::common::{signature, target_old_value};
+use super::common::{signature, signing_key, target_old_value};
 use super::update::Call;
 use crate::error::{Error, Result};
 use crate::git::commit;
@@ -63,7 +63,14 @@ pub(super) async fn handle(call: Call<'_>, req: UserMergeToRefRequest) -> Result
             })?;
     let MergeOutcome::Clean(tree) = outcome else { return Err(failed()) };
     let parents = [ours.clone(), theirs.clone()];
-    let new = NewCommit { tree: &tree, parents: &parents, author: &sig, committer: &sig, message: &req.message };
+    let new = NewCommit {
+        tree: &tree,
+        parents: &parents,
+        author: &sig,
+        committer: &sig,
+        message: &req.message,
+        signing_key: signing_key(call.deps, req.sign),
+    };
     let merge_id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
         .await
         .map_err(|e| Error::internal("create commit from tree", e))?;

@@ -3,7 +3,7 @@
 //! authored by the request's author. No reference moves: the commit joins
 //! the repository after the replicas agreed on its id.
 
-use super::common::signature;
+use super::common::{signature, signing_key};
 use super::update::Call;
 use crate::error::{Error, Result};
 use crate::git::merge::{self, MergeOptions, MergeOutcome, NewCommit};
@@ -87,8 +87,14 @@ pub(super) async fn handle(call: Call<'_>, req: UserSquashRequest) -> Result<Use
         }
     };
     let parents = [start.clone()];
-    let new =
-        NewCommit { tree: &tree, parents: &parents, author: &author_sig, committer: &committer, message: &message };
+    let new = NewCommit {
+        tree: &tree,
+        parents: &parents,
+        author: &author_sig,
+        committer: &committer,
+        message: &message,
+        signing_key: signing_key(call.deps, req.sign),
+    };
     let id = merge::write_commit(&call.deps.git, &path.path, &objects, &new, call.correlation_id)
         .await
         .map_err(|e| Error::internal("create commit from tree", e))?;

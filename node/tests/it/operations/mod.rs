@@ -9,6 +9,7 @@ mod merges;
 mod patches;
 mod picks;
 mod rebases;
+mod signing;
 mod squash;
 mod submodules;
 mod tags;

@@ -1,0 +1,119 @@
+//! Commits signed with `[git] signing_key` when a request asks (`sign`),
+//! verified by `git verify-commit` against the key's public half.
+
+#![allow(clippy::disallowed_methods, reason = "the key is made and checked with ssh-keygen and git")]
+
+use super::merges::{diverged, timestamp};
+use super::{client, copy_repo, repository, user};
+use crate::support::Node;
+use crate::support::git::{Format, TestRepo};
+use cairn_proto::gitaly::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An ed25519 key made with ssh-keygen in `dir`; returns its path.
+fn make_key(dir: &Path) -> PathBuf {
+    let key = dir.join("signing_key");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "cairn", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    key
+}
+
+/// Whether `git verify-commit` accepts `id` as signed by `key` for the
+/// committer's address.
+fn verified(repo: &TestRepo, key: &Path, id: &str) -> bool {
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let signers = key.with_file_name("allowed_signers");
+    std::fs::write(&signers, format!("jane@example.com {public}")).expect("write allowed signers");
+    Command::new("git")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .arg("-C")
+        .arg(&repo.path)
+        .args(["-c", &format!("gpg.ssh.allowedSignersFile={}", signers.display()), "verify-commit", id])
+        .output()
+        .expect("git runs")
+        .status
+        .success()
+}
+
+fn to_ref(relative: &str, source: &str, sign: bool) -> UserMergeToRefRequest {
+    UserMergeToRefRequest {
+        repository: Some(repository(relative)),
+        user: Some(user()),
+        source_sha: source.into(),
+        first_parent_ref: b"refs/heads/main".to_vec(),
+        target_ref: b"refs/merge-requests/1/merge".to_vec(),
+        message: b"Merge".to_vec(),
+        timestamp: timestamp(),
+        sign,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_signed_when_asked_and_replicas_agree() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = make_key(keys.path());
+    let configured = key.clone();
+    let node = Node::start_with(move |c| c.git.signing_key = Some(configured)).await;
+    let (repo, _, feature, _, _) = diverged(&node, "r.git", Format::Sha1);
+    copy_repo(&node, &repo, "copy.git");
+    let mut ops = client(&node).await;
+
+    let signed = ops.user_merge_to_ref(to_ref("r.git", &feature, true)).await.expect("merged").into_inner().commit_id;
+    let raw = repo.git(&["cat-file", "commit", &signed]);
+    assert!(raw.contains("gpgsig -----BEGIN SSH SIGNATURE-----"), "{raw}");
+    assert!(verified(&repo, &key, &signed), "the signature verifies");
+    // Ed25519 signatures are deterministic: a replica signs the same bytes.
+    let replica =
+        ops.user_merge_to_ref(to_ref("copy.git", &feature, true)).await.expect("merged").into_inner().commit_id;
+    assert_eq!(replica, signed);
+
+    // Not asked: not signed.
+    let plain = ops.user_merge_to_ref(to_ref("r.git", &feature, false)).await.expect("merged").into_inner().commit_id;
+    assert!(!repo.git(&["cat-file", "commit", &plain]).contains("gpgsig"));
+    assert!(!verified(&repo, &key, &plain));
+
+    // UserCommitFiles writes its tree in process; a signed commit goes through git.
+    use cairn_proto::gitaly::user_commit_files_action::UserCommitFilesActionPayload as Action;
+    use cairn_proto::gitaly::user_commit_files_request::UserCommitFilesRequestPayload as Payload;
+    let header = UserCommitFilesRequestHeader {
+        repository: Some(repository("r.git")),
+        user: Some(user()),
+        branch_name: b"signed".to_vec(),
+        start_branch_name: b"main".to_vec(),
+        commit_message: b"Signed change".to_vec(),
+        timestamp: timestamp(),
+        sign: true,
+        ..Default::default()
+    };
+    let action = |p| UserCommitFilesRequest {
+        user_commit_files_request_payload: Some(Payload::Action(UserCommitFilesAction {
+            user_commit_files_action_payload: Some(p),
+        })),
+    };
+    let messages = vec![
+        UserCommitFilesRequest { user_commit_files_request_payload: Some(Payload::Header(header)) },
+        action(Action::Header(UserCommitFilesActionHeader {
+            action: user_commit_files_action_header::ActionType::Create as i32,
+            file_path: b"signed.txt".to_vec(),
+            ..Default::default()
+        })),
+        action(Action::Content(b"signed\n".to_vec())),
+    ];
+    let update = ops
+        .user_commit_files(tokio_stream::iter(messages))
+        .await
+        .expect("committed")
+        .into_inner()
+        .branch_update
+        .expect("update");
+    assert!(verified(&repo, &key, &update.commit_id), "the committed change verifies");
+    assert_eq!(repo.git(&["show", &format!("{}:signed.txt", update.commit_id)]), "signed");
+    assert_eq!(repo.git(&["rev-parse", "refs/heads/signed"]), update.commit_id);
+}
