@@ -1,4 +1,5 @@
-//! The public key of the node's commit signing key.
+//! The public key of the node's commit signing key, and the key inside an
+//! SSH signature (to tell the node's own signatures apart).
 
 use base64::Engine as _;
 
@@ -22,18 +23,39 @@ pub fn public_key(private_key: &str) -> Option<Vec<u8>> {
     if r.u32()? < 1 {
         return None;
     }
-    let blob = r.string()?;
-    let key_type = Reader(blob).string()?;
-    let mut out = key_type.to_vec();
-    out.push(b' ');
-    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(blob).as_bytes());
-    Some(out)
+    authorized_key(r.string()?)
+}
+
+/// The public key (as [`public_key`] gives it) inside an armored SSH
+/// signature (`-----BEGIN SSH SIGNATURE-----`, the SSHSIG format), without
+/// checking the signature.
+pub fn signature_public_key(armored: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(armored).ok()?;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN SSH SIGNATURE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let raw = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
+    let mut r = Reader(raw.strip_prefix(b"SSHSIG")?);
+    r.u32()?; // version
+    authorized_key(r.string()?)
 }
 
 /// Whether the key file at `path` is an OpenSSH private key, the kind
 /// git signs commits with through `ssh-keygen` (`gpg.format = ssh`).
 pub fn is_openssh_key(path: &std::path::Path) -> bool {
     std::fs::read(path).is_ok_and(|k| k.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----"))
+}
+
+/// `<type> <base64 blob>` of an SSH public key blob.
+fn authorized_key(blob: &[u8]) -> Option<Vec<u8>> {
+    let key_type = Reader(blob).string()?;
+    let mut out = key_type.to_vec();
+    out.push(b' ');
+    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(blob).as_bytes());
+    Some(out)
 }
 
 struct Reader<'a>(&'a [u8]);

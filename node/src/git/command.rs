@@ -87,6 +87,9 @@ pub enum Subcommand {
     Mailsplit,
     Mailinfo,
     Apply,
+    /// `git verify-commit`: whether a commit carries the node's own
+    /// signature (GetCommitSignatures' system signer).
+    VerifyCommit,
 }
 
 impl Subcommand {
@@ -133,6 +136,7 @@ impl Subcommand {
             Self::Mailsplit => "mailsplit",
             Self::Mailinfo => "mailinfo",
             Self::Apply => "apply",
+            Self::VerifyCommit => "verify-commit",
         })
     }
 

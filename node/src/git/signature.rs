@@ -12,6 +12,32 @@ pub struct Signed {
     pub payload: Vec<u8>,
 }
 
+/// Whether commit `id` of `repo` carries a good SSH signature by the key
+/// whose public half is `public_key` (`ssh-ed25519 AAAA...`), as `git
+/// verify-commit` (with `ssh-keygen`) checks it; `scratch` holds the
+/// allowed-signers file it needs.
+pub async fn verified_by(
+    factory: &super::CommandFactory,
+    repo: &std::path::Path,
+    id: &str,
+    public_key: &[u8],
+    scratch: &std::path::Path,
+    correlation_id: Option<&str>,
+) -> Result<bool, super::GitError> {
+    let signers = scratch.join("allowed_signers");
+    std::fs::write(&signers, [b"* ".as_slice(), public_key, b"\n"].concat())
+        .map_err(super::GitError::io("write allowed signers"))?;
+    let cmd = super::GitCommand::new(super::Subcommand::VerifyCommit)
+        .git_dir(repo)
+        .config("gpg.ssh.allowedSignersFile", &signers.to_string_lossy())
+        .arg(id);
+    match factory.run(cmd, correlation_id).await {
+        Ok(_) => Ok(true),
+        Err(super::CommandError::Failed { code: Some(1), .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Splits a raw commit object into signatures and signed payload.
 pub fn extract(commit: &[u8]) -> Signed {
     let mut out = Signed::default();

@@ -15,8 +15,9 @@ use tonic::codegen::BoxStream;
 
 /// For each commit id: a message with the id, signature, signer, author
 /// and committer, then the signed text in 128 KiB messages. Unknown and
-/// unsigned commits are skipped. The signer is always SIGNER_USER: the
-/// node does not verify signatures against its own signing key.
+/// unsigned commits are skipped. The signer is SIGNER_SYSTEM for a good
+/// signature by the node's own `[git] signing_key` (an SSH key), else
+/// SIGNER_USER.
 pub(super) async fn get_commit_signatures(
     deps: &Deps,
     req: GetCommitSignaturesRequest,
@@ -31,16 +32,35 @@ pub(super) async fn get_commit_signatures(
             return Err(Error::invalid_argument(format!("invalid object ID: {id:?}")));
         }
     }
-    Ok(deps.stream_at(path, move |repo, _, sink| {
+    let system_key = match &deps.config.git.signing_key {
+        Some(key) => tokio::fs::read_to_string(key).await.ok().and_then(|k| crate::signing::public_key(&k)),
+        None => None,
+    };
+    let git = deps.git.clone();
+    Ok(deps.stream_at(path, move |repo, path, sink| {
+        let runtime = tokio::runtime::Handle::current();
+        let scratch = match system_key {
+            Some(_) => Some(tempfile::tempdir().map_err(|e| Error::internal("create scratch directory", e))?),
+            None => None,
+        };
         for id in &req.commit_ids {
             let Some((oid, raw)) = commit::find_raw(repo, id.as_bytes())? else { continue };
             let signed = signature::extract(&raw);
             let Some(sig) = signed.signatures.into_iter().next() else { continue };
             let parsed = crate::git::objects::parse_commit(&oid, &raw);
+            // Only a signature naming the node's key is checked, by git.
+            let system = match (&system_key, &scratch) {
+                (Some(key), Some(scratch)) if crate::signing::signature_public_key(&sig).as_ref() == Some(key) => {
+                    let id = oid.to_string();
+                    let check = signature::verified_by(&git, &path.path, &id, key, scratch.path(), None);
+                    runtime.block_on(check).map_err(|e| Error::internal("verify commit signature", e))?
+                }
+                _ => false,
+            };
             sink.send(GetCommitSignaturesResponse {
                 commit_id: oid.to_string(),
                 signature: sig,
-                signer: Signer::User.into(),
+                signer: if system { Signer::System } else { Signer::User }.into(),
                 author: parsed.author.as_ref().map(convert::author),
                 committer: parsed.committer.as_ref().map(convert::author),
                 signed_text: Vec::new(),

@@ -114,6 +114,49 @@ async fn commits_are_signed_when_asked_and_replicas_agree() {
         .branch_update
         .expect("update");
     assert!(verified(&repo, &key, &update.commit_id), "the committed change verifies");
+
+    // GetCommitSignatures names the node as signer of its own commits only:
+    // not of a user's signature, nor of one that names the node's key but
+    // does not match the commit (the signed commit with another message).
+    let user_keys = keys.path().join("user");
+    std::fs::create_dir(&user_keys).expect("mkdir");
+    let other = make_key(&user_keys);
+    let by_user = {
+        let out = Command::new("git")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_COMMITTER_NAME", "U")
+            .env("GIT_COMMITTER_EMAIL", "u@example.com")
+            .env("GIT_AUTHOR_NAME", "U")
+            .env("GIT_AUTHOR_EMAIL", "u@example.com")
+            .arg("-C")
+            .arg(&repo.path)
+            .args(["-c", "gpg.format=ssh", "-c", &format!("user.signingKey={}", other.display())])
+            .args(["commit-tree", "-S", "-m", "by a user", &format!("{signed}^{{tree}}")])
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let forged = crate::support::git::git_stdin(
+        Some(&repo.path),
+        &["hash-object", "-t", "commit", "-w", "--stdin"],
+        Some(raw.replace("\nMerge", "\nForged").as_bytes()),
+    );
+    let mut commits = cairn_proto::gitaly::commit_service_client::CommitServiceClient::new(node.channel().await);
+    let req = GetCommitSignaturesRequest {
+        repository: Some(repository("r.git")),
+        commit_ids: vec![signed.clone(), by_user.clone(), forged.clone(), plain.clone()],
+    };
+    let mut stream = commits.get_commit_signatures(req).await.expect("signatures").into_inner();
+    let mut signers = Vec::new();
+    while let Some(msg) = stream.message().await.expect("message") {
+        if !msg.commit_id.is_empty() {
+            signers.push((msg.commit_id.clone(), msg.signer()));
+        }
+    }
+    use cairn_proto::gitaly::get_commit_signatures_response::Signer;
+    assert_eq!(signers, vec![(signed, Signer::System), (by_user, Signer::User), (forged, Signer::User)]);
     assert_eq!(repo.git(&["show", &format!("{}:signed.txt", update.commit_id)]), "signed");
     assert_eq!(repo.git(&["rev-parse", "refs/heads/signed"]), update.commit_id);
 }
