@@ -547,11 +547,11 @@ async fn user_operations_are_on_every_replica_when_acknowledged() {
     }
 }
 
-/// Rebases through the router: every replica replays the same commits
-/// (the request's timestamp fixes the committer date), so all of them vote
-/// alike, hold the rebased branch and stay up to date.
+/// Rebases and patches through the router: every replica replays the same
+/// commits (the request's timestamp fixes the committer date), so all of
+/// them vote alike, hold the new branch tip and stay up to date.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rebases_are_identical_on_every_replica() {
+async fn rebases_and_patches_are_identical_on_every_replica() {
     use cairn_proto::gitaly::operation_service_client::OperationServiceClient;
     use cairn_proto::gitaly::user_commit_files_action::UserCommitFilesActionPayload as Action;
     use cairn_proto::gitaly::user_commit_files_request::UserCommitFilesRequestPayload as Commit;
@@ -642,7 +642,7 @@ async fn rebases_are_identical_on_every_replica() {
     let train = ops
         .user_rebase_to_ref(UserRebaseToRefRequest {
             repository: Some(repo(RELATIVE)),
-            user: Some(user),
+            user: Some(user.clone()),
             source_sha: feature,
             first_parent_ref: b"refs/heads/main".to_vec(),
             target_ref: b"refs/merge-requests/1/train".to_vec(),
@@ -658,6 +658,42 @@ async fn rebases_are_identical_on_every_replica() {
     for n in &f.nodes {
         let refs = f.refs(&n.storage_name).await;
         assert_eq!(refs.get("refs/merge-requests/1/train"), Some(&tip), "on {}", n.storage_name);
+        assert!(state.is_up_to_date(&n.storage_name), "{} is up to date: {state:?}", n.storage_name);
+    }
+
+    // UserApplyPatch: a mailed patch becomes the same commit everywhere.
+    use cairn_proto::gitaly::user_apply_patch_request::{Header as PatchHeader, UserApplyPatchRequestPayload as Patch};
+    let patch = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
+From: Ann Example <ann@example.com>\nDate: Tue, 14 Nov 2023 22:13:20 +0100\nSubject: [PATCH] Add patched.txt\n\n\
+---\n patched.txt | 1 +\n 1 file changed, 1 insertion(+)\n create mode 100644 patched.txt\n\n\
+diff --git a/patched.txt b/patched.txt\nnew file mode 100644\n--- /dev/null\n+++ b/patched.txt\n\
+@@ -0,0 +1 @@\n+patched\n-- \n2.47.3\n\n";
+    let messages = vec![
+        UserApplyPatchRequest {
+            user_apply_patch_request_payload: Some(Patch::Header(PatchHeader {
+                repository: Some(repo(RELATIVE)),
+                user: Some(user),
+                target_branch: b"feature".to_vec(),
+                timestamp: when,
+                ..Default::default()
+            })),
+        },
+        UserApplyPatchRequest { user_apply_patch_request_payload: Some(Patch::Patches(patch.as_bytes().to_vec())) },
+    ];
+    let before = state.generation;
+    let patched = ops
+        .user_apply_patch(tokio_stream::iter(messages))
+        .await
+        .expect("patch applied through the router")
+        .into_inner()
+        .branch_update
+        .expect("update")
+        .commit_id;
+    assert_ne!(patched, tip, "a new commit");
+    let state = f.db.repository(VS, RELATIVE).await.expect("db").expect("recorded");
+    assert_eq!(state.generation, before + 1, "one write");
+    for n in &f.nodes {
+        assert_eq!(f.refs(&n.storage_name).await.get("refs/heads/feature"), Some(&patched), "on {}", n.storage_name);
         assert!(state.is_up_to_date(&n.storage_name), "{} is up to date: {state:?}", n.storage_name);
     }
 }
