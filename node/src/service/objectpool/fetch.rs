@@ -41,6 +41,7 @@ pub(super) async fn handle(
     .await
     .map_err(|e| Error::internal_msg(crate::error::error_chain(&e)))?;
     tracing::info!(tasks = ?report.tasks, stale_removed = report.stale_removed, "object pool housekept");
+    deps.housekeeping.record(&report);
     deps.repos.forget(&pool_path.path);
     Ok(FetchIntoObjectPoolResponse {})
 }
