@@ -11,7 +11,7 @@ use cairn_proto::gitaly::user_commit_files_request::UserCommitFilesRequestPayloa
 use cairn_proto::gitaly::*;
 use tonic::Code;
 
-fn header(relative: &str, branch: &str) -> UserCommitFilesRequestHeader {
+pub(crate) fn header(relative: &str, branch: &str) -> UserCommitFilesRequestHeader {
     UserCommitFilesRequestHeader {
         repository: Some(repository(relative)),
         user: Some(user()),
@@ -22,7 +22,12 @@ fn header(relative: &str, branch: &str) -> UserCommitFilesRequestHeader {
     }
 }
 
-fn action(kind: ActionType, path: &str, previous: &str, content: Option<&str>) -> Vec<UserCommitFilesRequest> {
+pub(crate) fn action(
+    kind: ActionType,
+    path: &str,
+    previous: &str,
+    content: Option<&str>,
+) -> Vec<UserCommitFilesRequest> {
     let wrap = |p| UserCommitFilesRequest {
         user_commit_files_request_payload: Some(RequestPayload::Action(UserCommitFilesAction {
             user_commit_files_action_payload: Some(p),
@@ -44,7 +49,7 @@ fn action(kind: ActionType, path: &str, previous: &str, content: Option<&str>) -
     out
 }
 
-async fn commit(
+pub(crate) async fn commit(
     node: &Node,
     header: UserCommitFilesRequestHeader,
     actions: Vec<Vec<UserCommitFilesRequest>>,

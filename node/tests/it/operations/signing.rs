@@ -80,37 +80,13 @@ async fn commits_are_signed_when_asked_and_replicas_agree() {
     assert!(!verified(&repo, &key, &plain));
 
     // UserCommitFiles writes its tree in process; a signed commit goes through git.
-    use cairn_proto::gitaly::user_commit_files_action::UserCommitFilesActionPayload as Action;
-    use cairn_proto::gitaly::user_commit_files_request::UserCommitFilesRequestPayload as Payload;
-    let header = UserCommitFilesRequestHeader {
-        repository: Some(repository("r.git")),
-        user: Some(user()),
-        branch_name: b"signed".to_vec(),
-        start_branch_name: b"main".to_vec(),
-        commit_message: b"Signed change".to_vec(),
-        timestamp: timestamp(),
-        sign: true,
-        ..Default::default()
-    };
-    let action = |p| UserCommitFilesRequest {
-        user_commit_files_request_payload: Some(Payload::Action(UserCommitFilesAction {
-            user_commit_files_action_payload: Some(p),
-        })),
-    };
-    let messages = vec![
-        UserCommitFilesRequest { user_commit_files_request_payload: Some(Payload::Header(header)) },
-        action(Action::Header(UserCommitFilesActionHeader {
-            action: user_commit_files_action_header::ActionType::Create as i32,
-            file_path: b"signed.txt".to_vec(),
-            ..Default::default()
-        })),
-        action(Action::Content(b"signed\n".to_vec())),
-    ];
-    let update = ops
-        .user_commit_files(tokio_stream::iter(messages))
+    use super::commit_files::{action, commit, header};
+    use cairn_proto::gitaly::user_commit_files_action_header::ActionType;
+    let h =
+        UserCommitFilesRequestHeader { start_branch_name: b"main".to_vec(), sign: true, ..header("r.git", "signed") };
+    let update = commit(&node, h, vec![action(ActionType::Create, "signed.txt", "", Some("signed\n"))])
         .await
         .expect("committed")
-        .into_inner()
         .branch_update
         .expect("update");
     assert!(verified(&repo, &key, &update.commit_id), "the committed change verifies");
