@@ -81,11 +81,7 @@ pub async fn update(
     }
     input.extend_from_slice(b"prepare\0commit\0");
     let cmd = GitCommand::new(Subcommand::UpdateRef).git_dir(repo).flag("-z").flag("--stdin").stdin(input);
-    match factory.run(with_hooks(cmd, hooks), correlation_id).await {
-        Ok(_) => Ok(()),
-        Err(CommandError::Failed { stderr, .. }) => Err(classify_update_error(stderr)),
-        Err(e) => Err(e.into()),
-    }
+    run_update(factory, repo, cmd, hooks, correlation_id).await
 }
 
 /// Deletes `names` (whatever they point at; symbolic references
@@ -107,11 +103,79 @@ pub async fn delete(
     input.extend_from_slice(b"prepare\0commit\0");
     let cmd =
         GitCommand::new(Subcommand::UpdateRef).git_dir(repo).flag("--no-deref").flag("-z").flag("--stdin").stdin(input);
+    run_update(factory, repo, cmd, hooks, correlation_id).await
+}
+
+/// A loose reference's lock older than this was left by a killed git:
+/// git holds one only while an update-ref transaction runs (milliseconds,
+/// seconds while a router collects votes).
+const STALE_LOCK_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs an `update-ref --stdin` transaction. When it fails on a stale
+/// lock of a loose reference (a node killed mid-write leaves one, and
+/// every update of that reference would fail until housekeeping removes
+/// it an hour later), the lock is removed and the transaction run once
+/// more.
+async fn run_update(
+    factory: &CommandFactory,
+    repo: &Path,
+    cmd: GitCommand,
+    hooks: Option<&Hooks>,
+    correlation_id: Option<&str>,
+) -> Result<(), GitError> {
+    let stderr = match factory.run(with_hooks(cmd.clone(), hooks), correlation_id).await {
+        Ok(_) => return Ok(()),
+        Err(CommandError::Failed { stderr, .. }) => stderr,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(lock) = stale_lock(repo, &stderr) else { return Err(classify_update_error(stderr)) };
+    if std::fs::remove_file(&lock).is_err() {
+        return Err(classify_update_error(stderr));
+    }
+    tracing::warn!(lock = %lock.display(), "removed a stale reference lock, retrying the update");
     match factory.run(with_hooks(cmd, hooks), correlation_id).await {
         Ok(_) => Ok(()),
         Err(CommandError::Failed { stderr, .. }) => Err(classify_update_error(stderr)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The lock file git could not create, when it is a loose reference's
+/// lock (under `refs/`, never `packed-refs.lock`, whose holder may work
+/// for long) older than [`STALE_LOCK_AGE`].
+fn stale_lock(repo: &Path, stderr: &str) -> Option<std::path::PathBuf> {
+    const BEFORE: &str = "Unable to create '";
+    let start = stderr.find(BEFORE)? + BEFORE.len();
+    let end = start + stderr[start..].find("': File exists")?;
+    let path = Path::new(&stderr[start..end]);
+    let path = if path.is_absolute() { path.to_owned() } else { repo.join(path) };
+    is_stale_lock(repo, &path).then_some(path)
+}
+
+fn is_stale_lock(repo: &Path, path: &Path) -> bool {
+    let inside = path.starts_with(repo.join("refs"))
+        && path.extension().is_some_and(|e| e == "lock")
+        && path.components().all(|c| !matches!(c, std::path::Component::ParentDir));
+    let age = std::fs::symlink_metadata(path).ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+    inside && age.is_some_and(|a| a >= STALE_LOCK_AGE)
+}
+
+/// Removes a stale lock (see [`run_update`]) of each reference a push is
+/// about to update, so git's own update after pre-receive does not fail on
+/// it. Returns how many were removed.
+pub fn remove_stale_locks<'a>(repo: &Path, references: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut removed = 0;
+    for name in references {
+        let mut lock = name.to_vec();
+        lock.extend_from_slice(b".lock");
+        let path = repo.join(std::ffi::OsStr::from_bytes(&lock));
+        if is_stale_lock(repo, &path) && std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(lock = %path.display(), "removed a stale reference lock before a push");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// What git says when the reference-transaction hook refused (a vote was

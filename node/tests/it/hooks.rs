@@ -247,3 +247,20 @@ async fn hook_rpcs_answer_bad_requests_like_upstream() {
     let status = client.pre_receive_hook(futures::stream::iter(vec![missing])).await.expect_err("missing");
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_not_blocked_by_a_lock_a_killed_git_left() {
+    let node = Node::start().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, client, pushed) = repos(&node, Format::Sha1, tmp.path());
+    let lock = server.path.join("refs/heads/topic.lock");
+    std::fs::write(&lock, "").expect("write lock");
+    std::fs::File::open(&lock)
+        .expect("open lock")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .expect("age lock");
+    let out = push(&node, &client.path, "hooks.git", &["ssh://gitaly/x.git", "topic"]).await;
+    assert!(out.status.success(), "push: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.git(&["rev-parse", "refs/heads/topic"]), pushed);
+    assert!(!lock.exists());
+}

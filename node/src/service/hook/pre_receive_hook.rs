@@ -64,6 +64,10 @@ pub(super) async fn run(rx: Receive, out: Sender<Chunk>) -> std::result::Result<
             Err(e) => return Err(Failure::Message(format!("calling pre_receive endpoint: {e}"))),
         }
     }
+    // Accepted: git locks the references next, and a lock a killed git left
+    // would fail the push until housekeeping removed it.
+    let references = rx.changes.split(|b| *b == b'\n').filter_map(|line| line.splitn(3, |b| *b == b' ').nth(2));
+    crate::git::refs::remove_stale_locks(&rx.path.path, references);
     Ok(())
 }
 

@@ -222,3 +222,28 @@ async fn gitlab_refusing_a_deletion_is_an_access_check_error() {
     assert_eq!(resolve(&repo, "refs/heads/main").as_deref(), Some(second.as_str()));
     assert_eq!(gitlab.paths(), ["/api/v4/internal/allowed"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_a_killed_git_does_not_block_the_branch() {
+    let node = Node::start().await;
+    let (repo, _, second) = seeded(&node, "r.git", Format::Sha1);
+    let mut ops = client(&node).await;
+    let lock = |name: &str, age: std::time::Duration| {
+        let path = repo.path.join("refs/heads").join(format!("{name}.lock"));
+        std::fs::write(&path, "").expect("write lock");
+        let f = std::fs::File::open(&path).expect("open lock");
+        f.set_modified(std::time::SystemTime::now() - age).expect("age lock");
+        path
+    };
+    // An hour-old lock is a leftover: removed, and the update goes through.
+    let stale = lock("stale", std::time::Duration::from_secs(3600));
+    ops.user_create_branch(create("r.git", "stale", "main")).await.expect("created despite the stale lock");
+    assert_eq!(resolve(&repo, "refs/heads/stale").as_deref(), Some(second.as_str()));
+    assert!(!stale.exists());
+    // A fresh lock belongs to a running update: left alone, the update refused.
+    let fresh = lock("fresh", std::time::Duration::ZERO);
+    let status = ops.user_create_branch(create("r.git", "fresh", "main")).await.expect_err("locked");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(fresh.exists());
+    assert_eq!(resolve(&repo, "refs/heads/fresh"), None);
+}
