@@ -43,10 +43,11 @@ pub fn signature_public_key(armored: &[u8]) -> Option<Vec<u8>> {
     authorized_key(r.string()?)
 }
 
-/// Whether the key file at `path` is an OpenSSH private key, the kind
-/// git signs commits with through `ssh-keygen` (`gpg.format = ssh`).
-pub fn is_openssh_key(path: &std::path::Path) -> bool {
-    std::fs::read(path).is_ok_and(|k| k.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----"))
+/// The public key of the signing key file at `path` (see [`public_key`]);
+/// `None` when it is not an OpenSSH key, the kind git signs commits with
+/// through `ssh-keygen` (`gpg.format = ssh`).
+pub fn read_public_key(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    Ok(public_key(&std::fs::read_to_string(path)?))
 }
 
 /// `<type> <base64 blob>` of an SSH public key blob.

@@ -33,7 +33,10 @@ pub(super) async fn get_commit_signatures(
         }
     }
     let system_key = match &deps.config.git.signing_key {
-        Some(key) => tokio::fs::read_to_string(key).await.ok().and_then(|k| crate::signing::public_key(&k)),
+        Some(key) => {
+            let key = key.clone();
+            crate::service::blocking(move || Ok(crate::signing::read_public_key(&key).ok().flatten())).await?
+        }
         None => None,
     };
     let git = deps.git.clone();

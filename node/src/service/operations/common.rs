@@ -54,7 +54,7 @@ pub(super) fn target_old_value(repo: &Repo, target: &[u8], expected: &str) -> Re
 /// (not supported yet) commits stay unsigned, with a warning.
 pub(super) fn signing_key(deps: &crate::service::Deps, sign: bool) -> Option<&std::path::Path> {
     let key = deps.config.git.signing_key.as_deref().filter(|_| sign)?;
-    if crate::signing::is_openssh_key(key) {
+    if crate::signing::read_public_key(key).is_ok_and(|k| k.is_some()) {
         return Some(key);
     }
     tracing::warn!(key = %key.display(), "commit not signed: only OpenSSH signing keys are supported");

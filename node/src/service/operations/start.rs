@@ -45,7 +45,7 @@ pub(super) async fn start_commit(
     let cid = call.correlation_id;
     // A repository on one of this node's storages is read in place;
     // others are asked through the node that `gitaly-servers` names.
-    let local = call.deps.storages.repo(Some(start)).ok().filter(|p| p.path.join("objects").is_dir());
+    let local = call.deps.storages.repo(Some(start)).ok();
     if let Some(source) = local {
         let Some(oid) = resolve(source.clone()).await? else { return Ok(None) };
         if !present(call, target_path, objects, &oid).await? {

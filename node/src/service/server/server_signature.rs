@@ -10,8 +10,8 @@ pub(super) async fn handle(deps: &Deps) -> Result<ServerSignatureResponse> {
         return Ok(ServerSignatureResponse::default());
     };
     blocking(move || {
-        let text = std::fs::read_to_string(&key_path).map_err(|e| Error::internal("read signing key", e))?;
-        let public_key = crate::signing::public_key(&text)
+        let public_key = crate::signing::read_public_key(&key_path)
+            .map_err(|e| Error::internal("read signing key", e))?
             .ok_or_else(|| Error::failed_precondition("signing key is neither an OpenSSH nor an OpenPGP key"))?;
         Ok(ServerSignatureResponse { public_key })
     })
